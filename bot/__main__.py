@@ -1,0 +1,60 @@
+"""`python -m bot`: validate config, open the database and the engine, then run Discord or the console."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+
+from bot.config import Config, ConfigError, load_config
+from bot.engine import Engine
+from bot.service import Service
+from bot.storage import Storage
+from models.hf import pick_device
+from models.registry import load_model
+
+log = logging.getLogger("bot")
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(level=level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    for noisy in ("transformers", "httpx", "huggingface_hub", "discord.gateway"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+async def run(config: Config) -> None:
+    device = pick_device(config.device)
+    engine = Engine(lambda name: load_model(name, device), config.default_model,
+                    max_batch=config.max_batch, max_waiting=config.max_queue,
+                    max_per_user=config.max_per_user, device=str(device))
+    async with await Storage.open(config.database_path) as storage, engine:
+        engine.preload(config.default_model)  # in the background: start-up never waits for it
+        if config.discord_token:
+            from bot.discord_bot import run_discord
+
+            await run_discord(config, Service(storage, engine, config.default_model))
+        else:
+            from bot.console import Console
+
+            log.info("no DISCORD_TOKEN set: starting the offline console")
+            await Console(Service(storage, engine, config.default_model, cooldown_s=0)).run()
+
+
+def main() -> int:
+    try:
+        config = load_config()
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"config error: {problem}", file=sys.stderr)
+        return 2
+    configure_logging(config.log_level)
+    try:
+        asyncio.run(run(config))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

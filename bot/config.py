@@ -1,0 +1,108 @@
+"""Configuration from the environment and `.env`, validated once at start-up.
+
+Every problem is reported on its own line; the token itself is never printed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from models.embedded import EMBEDDED_NAME
+
+DEVICES = ("auto", "cpu", "cuda")
+
+
+class ConfigError(Exception):
+    """Invalid configuration; `problems` holds one readable line per bad or missing value."""
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("\n".join(problems))
+        self.problems = problems
+
+
+@dataclass(frozen=True)
+class Config:
+    """Process settings (per-channel generation settings live in the database)."""
+
+    discord_token: str | None
+    database_path: Path
+    default_model: str
+    device: str
+    dev_guild_id: int | None
+    max_batch: int
+    max_queue: int
+    max_per_user: int
+    log_level: str
+
+    def __repr__(self) -> str:  # never let the token reach a log line
+        token = "set" if self.discord_token else "unset"
+        return (f"Config(discord_token=<{token}>, database_path={str(self.database_path)!r}, "
+                f"default_model={self.default_model!r}, device={self.device!r}, "
+                f"dev_guild_id={self.dev_guild_id}, max_batch={self.max_batch}, "
+                f"max_queue={self.max_queue}, max_per_user={self.max_per_user})")
+
+    __str__ = __repr__
+
+
+def read_dotenv(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines of a .env file (comments, blank lines and `export ` allowed)."""
+    values: dict[str, str] = {}
+    if not path.is_file():
+        return values
+    for raw in path.read_text(encoding="utf-8").splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#") or "=" not in line:
+            continue
+        key, _, value = line.removeprefix("export ").partition("=")
+        value = value.strip()
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        values[key.strip()] = value
+    return values
+
+
+def load_config(environ: dict[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Config:
+    """Build the Config from `.env` overlaid by the environment; raise ConfigError listing problems."""
+    env = read_dotenv(dotenv) if dotenv else {}
+    env.update(os.environ if environ is None else environ)
+    problems: list[str] = []
+
+    def integer(key: str, default: int | None, low: int, high: int) -> int | None:
+        text = env.get(key, "").strip()
+        if not text:
+            return default
+        try:
+            value = int(text)
+        except ValueError:
+            problems.append(f"{key} must be a whole number, got {text!r}")
+            return default
+        if not low <= value <= high:
+            problems.append(f"{key} must be between {low} and {high}, got {value}")
+        return value
+
+    token = env.get("DISCORD_TOKEN", "").strip() or None
+    if token is not None and (len(token) < 50 or any(ch.isspace() for ch in token)):
+        problems.append("DISCORD_TOKEN does not look like a bot token (copy it again from the "
+                        "Developer Portal, Bot page)")
+    device = env.get("DEVICE", "auto").strip().lower() or "auto"
+    if device not in DEVICES:
+        problems.append(f"DEVICE must be one of {', '.join(DEVICES)}, got {device!r}")
+    level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
+    if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        problems.append(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    config = Config(
+        discord_token=token,
+        database_path=Path(env.get("DATABASE_PATH", "").strip() or "data/bot.db"),
+        default_model=env.get("DEFAULT_MODEL", "").strip() or EMBEDDED_NAME,
+        device=device,
+        dev_guild_id=integer("DEV_GUILD_ID", None, 1, 2**64 - 1),
+        max_batch=integer("MAX_BATCH", 32, 1, 512) or 32,
+        max_queue=integer("MAX_QUEUE", 256, 1, 100_000) or 256,
+        max_per_user=integer("MAX_PER_USER", 2, 1, 100) or 2,
+        log_level=level,
+    )
+    if problems:
+        raise ConfigError(problems)
+    return config

@@ -1,0 +1,50 @@
+"""Text both fronts show: settings tables, stats, and generated text made safe to post."""
+
+from __future__ import annotations
+
+import re
+
+from bot.metrics import EngineStats
+from models.params import SETTINGS, GenerationParams
+
+_MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
+_MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
+ZERO_WIDTH_SPACE = "\u200b"
+
+
+def defuse_mentions(text: str) -> str:
+    """Make @everyone, @here, <@user>, <@&role> and <#channel> inert even if a client parses them.
+
+    allowed_mentions=none already stops pings; this also keeps the text from looking like one.
+    """
+    text = _MASS_MENTION.sub(lambda m: "@" + ZERO_WIDTH_SPACE + m.group(1), text)
+    return _MENTION.sub(lambda m: "<" + m.group(1) + ZERO_WIDTH_SPACE + m.group(2) + ">", text)
+
+
+def settings_table(params: GenerationParams) -> str:
+    """One line per setting: name, value and range."""
+    lines = []
+    for name, spec in SETTINGS.items():
+        value = getattr(params, name)
+        shown = "unset" if value is None else ("on" if value is True else "off" if value is False else value)
+        if value == "":
+            shown = "(none)"
+        lines.append(f"{name} = {shown}  ({spec.range_text()})")
+    return "\n".join(lines)
+
+
+def stats_text(stats: EngineStats, position: int | None = None) -> str:
+    def seconds(value: float | None) -> str:
+        return "n/a" if value is None else f"{value:.2f} s"
+
+    lines = [
+        f"queue: {stats.queue_length} waiting, {stats.running} being written",
+        f"speed: {stats.tokens_per_s:.1f} tokens/s (last 10 s), {stats.tokens_total} tokens in all",
+        f"time to first token p50: {seconds(stats.ttft_p50_s)}; request p50: {seconds(stats.latency_p50_s)}",
+        f"requests: {stats.requests_done} done, {stats.requests_failed} failed",
+        f"models loaded: {', '.join(stats.models) or 'none yet'}; device: {stats.device}",
+        f"uptime: {stats.uptime_s / 60:.0f} min",
+    ]
+    if position is not None:
+        lines.insert(1, f"your position: {position}")
+    return "\n".join(lines)

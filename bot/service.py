@@ -1,0 +1,253 @@
+"""The service layer: everything /write, /continue and /settings do, for every front.
+
+The Discord cogs and the offline console are thin: they turn their input into calls here and
+render what comes back. Settings layering, permissions, story history and the engine live here.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from bot.engine import Engine
+from bot.engine_types import Event, GenerationRequest, RequestHandle
+from bot.limits import COOLDOWN_S, MAX_DIRECTION_CHARS, MAX_TOPIC_CHARS
+from bot.scheduler import QueueFull, UserBusy
+from bot.storage import Storage, Story, Turn
+from models.base import Prompt
+from models.params import SETTINGS, GenerationParams, SettingError, parse_setting
+
+SCOPE_NAMES = {"server": "guild", "channel": "channel", "thread": "thread"}
+
+
+class UserError(Exception):
+    """An expected failure with a message fit to show the user as it is."""
+
+
+class PermissionDenied(UserError):
+    pass
+
+
+class NoStory(UserError):
+    pass
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a command came from and what its author may do there."""
+
+    channel_id: int
+    user_id: int
+    guild_id: int | None = None
+    thread_id: int | None = None
+    can_manage_channel: bool = True
+    can_manage_guild: bool = True
+    can_manage_messages: bool = True
+
+    @property
+    def conversation_id(self) -> int:
+        """The thread when there is one, else the channel: where a story lives."""
+        return self.thread_id or self.channel_id
+
+
+@dataclass
+class Generation:
+    """A running /write or /continue: stream its events; the result is stored when done."""
+
+    handle: RequestHandle
+    service: Service
+    place: Place
+    kind: str
+    topic: str
+    params: GenerationParams
+    story: Story | None = None
+    direction: str | None = None
+    replace_last: bool = False
+    turn: Turn | None = field(default=None, init=False)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Engine events; the final "done" is yielded only after the turn is stored."""
+        async for event in self.handle.events():
+            if event.kind == "done" and event.text.strip():
+                self.turn = await self.service._store(self, event.text)
+            yield event
+
+    def position(self) -> int | None:
+        return self.handle.position()
+
+    def cancel(self) -> None:
+        self.handle.cancel()
+
+
+class Service:
+    """One instance per process, shared by every front."""
+
+    def __init__(self, storage: Storage, engine: Engine, default_model: str,
+                 clock: Callable[[], float] = time.monotonic, cooldown_s: float = COOLDOWN_S) -> None:
+        self.storage = storage
+        self.engine = engine
+        self.default_model = default_model
+        self._clock = clock
+        self.cooldown_s = cooldown_s
+        self._last_request: dict[int, float] = {}
+
+    # -- settings -----------------------------------------------------------------------------
+    async def settings_for(self, place: Place) -> GenerationParams:
+        """Built-in < server < channel < thread."""
+        params = GenerationParams(model=self.default_model)
+        layers: list[tuple[str, int | None]] = [("guild", place.guild_id), ("channel", place.channel_id),
+                                                ("thread", place.thread_id)]
+        for scope, scope_id in layers:
+            if scope_id is not None:
+                params = GenerationParams.from_dict(await self.storage.get_settings(scope, scope_id), params)
+        return params
+
+    async def set_setting(self, place: Place, name: str, value: str, scope: str = "channel") -> str:
+        """Change one setting at `scope` (server, channel, thread); returns a confirmation."""
+        db_scope, scope_id = self._writable_scope(place, scope)
+        key, parsed = parse_setting(name, value)
+        current = await self.settings_for(place)
+        current.replace(**{key: parsed})  # validates cross-field rules such as min <= max
+        await self.storage.update_settings(db_scope, scope_id, {key: parsed})  # type: ignore[arg-type]
+        shown = "unset" if parsed is None else parsed
+        return f"{key} is now {shown} for this {scope}."
+
+    async def reset_settings(self, place: Place, scope: str = "channel") -> str:
+        db_scope, scope_id = self._writable_scope(place, scope)
+        removed = await self.storage.reset_settings(db_scope, scope_id)  # type: ignore[arg-type]
+        return f"Settings for this {scope} are back to defaults." if removed else \
+            f"This {scope} had no settings of its own."
+
+    def _writable_scope(self, place: Place, scope: str) -> tuple[str, int]:
+        if scope not in SCOPE_NAMES:
+            raise UserError(f"scope must be server, channel or thread, got {scope!r}")
+        if scope == "server":
+            if place.guild_id is None:
+                raise UserError("server defaults can only be set inside a server")
+            if not place.can_manage_guild:
+                raise PermissionDenied("changing server defaults needs the Manage Server permission")
+            return "guild", place.guild_id
+        if not place.can_manage_channel:
+            raise PermissionDenied("changing this channel's settings needs the Manage Channels permission")
+        if scope == "thread":
+            if place.thread_id is None:
+                raise UserError("thread settings can only be set inside a thread")
+            return "thread", place.thread_id
+        return "channel", place.channel_id
+
+    # -- writing ------------------------------------------------------------------------------
+    async def write(self, place: Place, topic: str, overrides: dict[str, Any] | None = None) -> Generation:
+        """Queue a new paragraph on `topic`; raises UserError for bad input or a full queue."""
+        topic = clean_topic(topic)
+        params = await self._params(place, overrides)
+        return self._submit(place, "write", topic, params, Prompt(topic))
+
+    async def continue_story(self, place: Place, direction: str | None = None,
+                             overrides: dict[str, Any] | None = None) -> Generation:
+        """Queue the next paragraph of the story in this thread (or this channel's latest)."""
+        story = await self.story_here(place)
+        if direction is not None:
+            direction = clean_text(direction, "direction", MAX_DIRECTION_CHARS) or None
+        params = await self._params(place, overrides)
+        history = [turn.text for turn in await self.storage.turns(story.id)]
+        prompt = Prompt(story.topic, history, direction)
+        return self._submit(place, "continue", story.topic, params, prompt, story, direction)
+
+    async def regenerate(self, place: Place) -> Generation:
+        """Write the story's last generated paragraph again (it replaces the old one)."""
+        story = await self.story_here(place)
+        turns = await self.storage.turns(story.id)
+        if not turns:
+            raise NoStory("this story has nothing to regenerate yet")
+        params = await self._params(place, None)
+        last = turns[-1]
+        prompt = Prompt(story.topic, [t.text for t in turns[:-1]], last.direction)
+        generation = self._submit(place, last.kind, story.topic, params, prompt, story, last.direction)
+        generation.replace_last = True
+        return generation
+
+    async def story_here(self, place: Place) -> Story:
+        story = None
+        if place.thread_id is not None:
+            story = await self.storage.story_for_thread(place.thread_id)
+        if story is None:
+            story = await self.storage.latest_story(place.conversation_id)
+        if story is None:
+            raise NoStory("there is no story here yet: start one with /write")
+        return story
+
+    async def add_user_turn(self, story: Story, user_id: int, text: str) -> Turn:
+        """A member's own message in a story thread becomes part of the story."""
+        return await self.storage.add_turn(story.id, kind="user", text=text, settings={}, author_id=user_id)
+
+    async def attach(self, story_id: int, *, thread_id: int | None = None, message_id: int | None = None) -> None:
+        """Record where a story lives on Discord (its thread and first message)."""
+        if thread_id is not None:
+            await self.storage.set_story_thread(story_id, thread_id)
+        if message_id is not None:
+            await self.storage.set_story_message(story_id, message_id)
+
+    async def forget(self, place: Place) -> int:
+        if not place.can_manage_messages:
+            raise PermissionDenied("forgetting history needs the Manage Messages permission")
+        return await self.storage.forget(place.conversation_id)
+
+    # -- internals ----------------------------------------------------------------------------
+    async def _params(self, place: Place, overrides: dict[str, Any] | None) -> GenerationParams:
+        params = await self.settings_for(place)
+        clean = {k: v for k, v in (overrides or {}).items() if v is not None}
+        unknown = [k for k in clean if k not in SETTINGS]
+        if unknown:
+            raise UserError(f"unknown setting {unknown[0]!r}")
+        try:
+            return params.replace(**clean)
+        except SettingError as error:
+            raise UserError(str(error)) from None
+
+    def _submit(self, place: Place, kind: str, topic: str, params: GenerationParams, prompt: Prompt,
+                story: Story | None = None, direction: str | None = None) -> Generation:
+        self._check_cooldown(place.user_id)
+        request = GenerationRequest(prompt, params, fairness_key=str(place.conversation_id),
+                                    user_id=place.user_id)
+        try:
+            handle = self.engine.submit(request)
+        except (QueueFull, UserBusy) as error:
+            raise UserError(f"I'm busy: {error}.") from None
+        self._last_request[place.user_id] = self._clock()
+        return Generation(handle, self, place, kind, topic, params, story, direction)
+
+    def _check_cooldown(self, user_id: int) -> None:
+        last = self._last_request.get(user_id)
+        if last is not None and (wait := self.cooldown_s - (self._clock() - last)) > 0:
+            raise UserError(f"slow down a little: try again in {wait:.0f} s")
+
+    async def _store(self, generation: Generation, text: str) -> Turn:
+        settings = generation.params.to_dict() | {"model": generation.handle.model_used}
+        place = generation.place
+        if generation.replace_last and generation.story is not None:
+            return await self.storage.replace_last_turn(generation.story.id, text=text, settings=settings)
+        if generation.story is None:
+            generation.story = await self.storage.create_story(
+                guild_id=place.guild_id, channel_id=place.conversation_id, author_id=place.user_id,
+                topic=generation.topic, model=generation.handle.model_used or generation.params.model)
+        return await self.storage.add_turn(generation.story.id, kind=generation.kind, text=text,  # type: ignore[arg-type]
+                                           settings=settings, author_id=place.user_id,
+                                           direction=generation.direction)
+
+
+def clean_text(text: str, what: str, limit: int) -> str:
+    """Collapse whitespace and drop control and zero-width characters; refuse over-long text."""
+    kept = "".join(ch for ch in text if ch.isprintable() or ch in " \t\n")
+    kept = " ".join(kept.replace("\u200b", "").split())
+    if len(kept) > limit:
+        raise UserError(f"the {what} is too long ({len(kept)} characters; at most {limit})")
+    return kept
+
+
+def clean_topic(topic: str) -> str:
+    cleaned = clean_text(topic, "topic", MAX_TOPIC_CHARS)
+    if not cleaned:
+        raise UserError("give me a topic, for example: /write topic: a lighthouse keeper")
+    return cleaned

@@ -1,0 +1,1 @@
+"""Discord-only front: one feature per module, each a thin layer over bot.service."""

@@ -1,0 +1,1 @@
+"""Text generators: backends, sampling, prompts and training."""

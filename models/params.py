@@ -1,0 +1,223 @@
+"""The one definition of generation settings: defaults, ranges, choices and validation.
+
+Every front reads from here: the Discord options, the console parser, the database
+(settings are stored as the JSON of `GenerationParams.to_dict`) and every backend.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+STRATEGIES = ("greedy", "beam", "top_k", "top_p", "sample")
+"""greedy: argmax; beam: beam search; top_k / top_p: sampling with only that filter;
+sample: temperature sampling with both top-k and top-p filters."""
+
+
+class SettingError(ValueError):
+    """A setting value outside its documented range or choices; the message is for users."""
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """How one setting is typed, bounded and described."""
+
+    name: str
+    kind: type
+    description: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    optional: bool = False  # None is a valid value ("unset")
+
+    def range_text(self) -> str:
+        if self.choices:
+            return "one of " + ", ".join(self.choices)
+        if self.kind is bool:
+            return "on or off"
+        if self.kind is str:
+            return f"text of at most {int(self.maximum or 0)} characters"
+        return f"{_fmt(self.minimum)} to {_fmt(self.maximum)}"
+
+
+def _fmt(value: float | None) -> str:
+    if value is None:
+        return "?"
+    return str(int(value)) if float(value).is_integer() else str(value)
+
+
+# Ranges are what the backends handle sensibly and what a Discord message can hold.
+_SPECS: tuple[SettingSpec, ...] = (
+    SettingSpec("model", str, "Model: smollm2 (embedded), lstm, markov, a hub id or a folder", maximum=200),
+    SettingSpec("strategy", str, "Decoding strategy", choices=STRATEGIES),
+    SettingSpec("temperature", float, "Sampling temperature (higher is wilder)", 0.05, 2.0),
+    SettingSpec("top_k", int, "Keep only the k most likely tokens (0 = off)", 0, 1000),
+    SettingSpec("top_p", float, "Keep the smallest set of tokens with this much probability", 0.01, 1.0),
+    SettingSpec("num_beams", int, "Beams for beam search", 2, 8),
+    SettingSpec("no_repeat_ngram_size", int, "Never repeat an n-gram of this size (0 = off)", 0, 10),
+    SettingSpec("repetition_penalty", float, "Penalty on tokens already used (1 = off)", 1.0, 2.0),
+    SettingSpec("max_new_tokens", int, "Most tokens to write", 8, 512),
+    SettingSpec("min_new_tokens", int, "Fewest tokens before the paragraph may end", 0, 256),
+    SettingSpec("variants", int, "How many versions to write", 1, 4),
+    SettingSpec("seed", int, "Random seed for repeatable text (unset = random)", 0, 2**31 - 1, optional=True),
+    SettingSpec("stop_at_paragraph", bool, "Stop at the end of the first paragraph"),
+    SettingSpec("stop", str, "Stop when this text appears (empty = none)", maximum=40),
+)
+SETTINGS: dict[str, SettingSpec] = {spec.name: spec for spec in _SPECS}
+
+_TRUE = {"on", "true", "yes", "1", "enable", "enabled"}
+_FALSE = {"off", "false", "no", "0", "disable", "disabled"}
+
+
+@dataclass(frozen=True)
+class GenerationParams:
+    """Settings for one generation. Ranges live in `SETTINGS`; `validate` enforces them."""
+
+    model: str = "smollm2"
+    """Backend name or checkpoint: smollm2, lstm, markov, a hub id (gpt2) or a local folder."""
+    strategy: str = "sample"
+    """One of STRATEGIES."""
+    temperature: float = 0.7
+    """Divides the logits before sampling; ignored by greedy and beam."""
+    top_k: int = 40
+    """Sample among the k most likely tokens; 0 disables the filter."""
+    top_p: float = 0.9
+    """Nucleus sampling: the smallest set of tokens whose probability reaches top_p."""
+    num_beams: int = 4
+    """Beams kept by beam search."""
+    no_repeat_ngram_size: int = 3
+    """An n-gram of this size never appears twice; 0 disables."""
+    repetition_penalty: float = 1.1
+    """CTRL-style penalty on every token already in the text; 1.0 disables."""
+    max_new_tokens: int = 160
+    """Upper bound on generated tokens."""
+    min_new_tokens: int = 40
+    """End of text and stop conditions are ignored before this many tokens."""
+    variants: int = 1
+    """How many independent versions to write for one request."""
+    seed: int | None = None
+    """Same seed, settings and prompt give the same text when run alone."""
+    stop_at_paragraph: bool = True
+    """Stop at the first blank line after min_new_tokens."""
+    stop: str = ""
+    """Stop when this string appears (not included in the output)."""
+
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+    """Backend-specific hints that are not user settings (e.g. ignore_eos for benchmarks)."""
+
+    def validate(self) -> GenerationParams:
+        """Raise SettingError naming the first bad setting; return self when all are valid."""
+        for spec in _SPECS:
+            check_value(spec, getattr(self, spec.name))
+        if self.min_new_tokens > self.max_new_tokens:
+            raise SettingError(
+                f"min_new_tokens ({self.min_new_tokens}) must not exceed "
+                f"max_new_tokens ({self.max_new_tokens})"
+            )
+        return self
+
+    def replace(self, **changes: Any) -> GenerationParams:
+        """A validated copy with `changes` applied."""
+        return dataclasses.replace(self, **changes).validate()
+
+    @property
+    def do_sample(self) -> bool:
+        return self.strategy in ("top_k", "top_p", "sample")
+
+    @property
+    def effective_top_k(self) -> int:
+        """top_k as the strategy applies it (0 = no filter)."""
+        return self.top_k if self.strategy in ("top_k", "sample") else 0
+
+    @property
+    def effective_top_p(self) -> float:
+        """top_p as the strategy applies it (1.0 = no filter)."""
+        return self.top_p if self.strategy in ("top_p", "sample") else 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The user settings as plain JSON-able values."""
+        return {spec.name: getattr(self, spec.name) for spec in _SPECS}
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], base: GenerationParams | None = None) -> GenerationParams:
+        """Layer `data` over `base`, skipping unknown or invalid keys so an old row never breaks a read."""
+        params = base or cls()
+        for key, value in data.items():
+            spec = SETTINGS.get(key)
+            if spec is None:
+                continue
+            try:
+                params = dataclasses.replace(params, **{key: check_value(spec, value)})
+            except SettingError:
+                continue
+        if params.min_new_tokens > params.max_new_tokens:
+            params = dataclasses.replace(params, min_new_tokens=params.max_new_tokens)
+        return params
+
+
+def check_value(spec: SettingSpec, value: Any) -> Any:
+    """Return `value` coerced to the setting's type, or raise SettingError that names it."""
+    if value is None:
+        if spec.optional:
+            return None
+        raise SettingError(f"{spec.name} must be {spec.range_text()}, got nothing")
+    if spec.kind is bool:
+        if isinstance(value, bool):
+            return value
+        raise SettingError(f"{spec.name} must be on or off, got {value!r}")
+    if spec.kind is str:
+        if not isinstance(value, str):
+            raise SettingError(f"{spec.name} must be text, got {value!r}")
+        if spec.choices and value not in spec.choices:
+            raise SettingError(f"{spec.name} must be {spec.range_text()}, got {_show(value)}")
+        if spec.maximum is not None and len(value) > spec.maximum:
+            raise SettingError(f"{spec.name} must be {spec.range_text()}, got {len(value)} characters")
+        if any(ord(ch) < 32 for ch in value):
+            raise SettingError(f"{spec.name} must not contain control characters")
+        return value
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise SettingError(f"{spec.name} must be a number from {spec.range_text()}, got {_show(value)}")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise SettingError(f"{spec.name} must be a number from {spec.range_text()}, got {value}")
+    if spec.kind is int:
+        if isinstance(value, float) and not value.is_integer():
+            raise SettingError(f"{spec.name} must be a whole number from {spec.range_text()}, got {value}")
+        value = int(value)
+    else:
+        value = float(value)
+    if (spec.minimum is not None and value < spec.minimum) or (
+        spec.maximum is not None and value > spec.maximum
+    ):
+        raise SettingError(f"{spec.name} must be in {spec.range_text()}, got {_fmt(value)}")
+    return value
+
+
+def parse_setting(name: str, text: str) -> tuple[str, Any]:
+    """Parse a user's `name value` pair (console or Discord text) into a checked value."""
+    key = name.strip().lower().replace("-", "_")
+    spec = SETTINGS.get(key)
+    if spec is None:
+        raise SettingError(f"unknown setting {_show(name)}; settings are: {', '.join(SETTINGS)}")
+    raw = text.strip()
+    if spec.optional and raw.lower() in ("", "none", "unset", "random", "off"):
+        return key, None
+    if spec.kind is bool:
+        if raw.lower() in _TRUE:
+            return key, True
+        if raw.lower() in _FALSE:
+            return key, False
+        raise SettingError(f"{key} must be on or off, got {_show(raw)}")
+    if spec.kind is str:
+        return key, check_value(spec, raw)
+    try:
+        number: float = float(raw)
+    except ValueError:
+        raise SettingError(f"{key} must be a number from {spec.range_text()}, got {_show(raw)}") from None
+    return key, check_value(spec, number)
+
+
+def _show(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."

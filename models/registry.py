@@ -1,0 +1,29 @@
+"""Turn a model name from the settings into a loaded StepModel."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from models.base import StepModel
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+LSTM_CHECKPOINT = DATA / "lstm"
+CORPUS = DATA / "corpus.jsonl"
+
+
+def load_model(name: str, device: torch.device) -> StepModel:
+    """"lstm" and "markov" are the project's own; anything else is a Hugging Face model."""
+    if name == "lstm":
+        from models.lstm.backend import LSTMBackend
+
+        return LSTMBackend.load(LSTM_CHECKPOINT, device=device)
+    if name == "markov" or name.startswith("markov-"):
+        from models.markov import MarkovBackend
+
+        order = int(name.split("-", 1)[1]) if "-" in name else 3
+        return MarkovBackend.from_corpus(CORPUS, order=order)
+    from models.hf import load_hf_model
+
+    return load_hf_model(name, device)

@@ -1,0 +1,37 @@
+"""Tiny real checkpoints the tests make: a random GPT-2 and its byte-level BPE tokenizer,
+written with save_pretrained and loaded back through the project's real loading code."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+TRAINING_TEXT = [
+    "The lighthouse keeper climbed the stairs at dusk and lit the great lamp.",
+    "Bread rises slowly in a warm kitchen while the baker sings.",
+    "A storm rolled over the harbour, and the boats pulled at their ropes.",
+    "The old library smelled of dust, paper and candle wax.",
+] * 20
+
+
+def write_tiny_gpt2(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer GPT-2 with random weights and a 300-token tokenizer, saved like any checkpoint."""
+    torch.manual_seed(seed)
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=300, special_tokens=["<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    tokenizer.train_from_iterator(TRAINING_TEXT, trainer)
+    fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>",
+                                   bos_token="<|endoftext|>")
+    config = GPT2Config(vocab_size=fast.vocab_size, n_positions=512, n_embd=32, n_layer=2, n_head=2,
+                        bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id)
+    model = GPT2LMHeadModel(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
