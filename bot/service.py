@@ -109,10 +109,12 @@ class Service:
         db_scope, scope_id = self._writable_scope(place, scope)
         key, parsed = parse_setting(name, value)
         current = await self.settings_for(place)
-        current.replace(**{key: parsed})  # validates cross-field rules such as min <= max
-        await self.storage.update_settings(db_scope, scope_id, {key: parsed})  # type: ignore[arg-type]
+        changes = with_consistent_lengths(current, {key: parsed})
+        current.replace(**changes)  # validates cross-field rules such as min <= max
+        await self.storage.update_settings(db_scope, scope_id, changes)  # type: ignore[arg-type]
         shown = "unset" if parsed is None else parsed
-        return f"{key} is now {shown} for this {scope}."
+        also = "" if len(changes) == 1 else f" (min_new_tokens lowered to {parsed} to match)"
+        return f"{key} is now {shown} for this {scope}{also}."
 
     async def reset_settings(self, place: Place, scope: str = "channel") -> str:
         db_scope, scope_id = self._writable_scope(place, scope)
@@ -202,7 +204,7 @@ class Service:
         if unknown:
             raise UserError(f"unknown setting {unknown[0]!r}")
         try:
-            return params.replace(**clean)
+            return params.replace(**with_consistent_lengths(params, clean))
         except SettingError as error:
             raise UserError(str(error)) from None
 
@@ -235,6 +237,14 @@ class Service:
         return await self.storage.add_turn(generation.story.id, kind=generation.kind, text=text,  # type: ignore[arg-type]
                                            settings=settings, author_id=place.user_id,
                                            direction=generation.direction)
+
+
+def with_consistent_lengths(current: GenerationParams, changes: dict[str, Any]) -> dict[str, Any]:
+    """Asking for fewer tokens than the current minimum lowers the minimum too."""
+    length = changes.get("max_new_tokens")
+    if length is not None and "min_new_tokens" not in changes and current.min_new_tokens > length:
+        return changes | {"min_new_tokens": length}
+    return changes
 
 
 def clean_text(text: str, what: str, limit: int) -> str:
