@@ -3,6 +3,7 @@
     /write topic: a lighthouse keeper [model: lstm] [strategy: greedy] [length: 120]
     /continue [direction: the storm arrives]
     /regenerate
+    /compare topic: a lighthouse keeper   (every backend, side by side)
     /settings show | /settings set NAME VALUE | /settings reset
     /stats | /help | /quit
 """
@@ -85,6 +86,12 @@ class Console:
         elif command == "continue":
             options = parse_options(rest, "direction")
             await self.stream(await self.service.continue_story(self.place, options.get("direction")))
+        elif command == "compare":
+            topic = parse_options(rest, "topic").get("topic", "")
+            for generation in await self.service.compare(self.place, topic):
+                event = await generation.handle.result()
+                body = event.text if event.kind == "done" else f"(failed: {event.text})"
+                self.say(f"[{generation.params.model}]\n{body}\n")
         elif command == "regenerate":
             await self.stream(await self.service.regenerate(self.place))
         elif command == "settings":

@@ -10,6 +10,7 @@ text, final buttons) is retried until Discord takes it, so the paragraph ends co
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ import discord
 
 from bot.discord_errors import NO_MENTIONS, STREAMING, error_id
 from bot.discord_text import PageLayout
-from bot.discord_views import buttons_for
+from bot.discord_views import Phase, buttons_for
 from bot.engine_types import Event
 from bot.limits import EDIT_INTERVAL_S, INTERACTION_TOKEN_S, QUEUE_POSITION_INTERVAL_S, WRITING_MARKER
 from bot.service import Generation
@@ -32,7 +33,7 @@ TOKEN_MARGIN_S = 60.0  # stop using an interaction token this long before Discor
 WAITING = "⏳ Waiting in line: number {position}…"
 STARTING = WRITING_MARKER.strip()
 STOPPED = "*(stopped)*"
-NOTHING = "*(nothing was written this time: try Regenerate or another topic)*"
+NOTHING = "*(nothing was written this time: try again, perhaps with another topic)*"
 
 
 @dataclass(frozen=True)
@@ -156,7 +157,6 @@ class StoryText:
         self.done = [False] * variants
         self.ending = ""
         self.started = False
-        self.finished = False
 
     def apply(self, event: Event) -> None:
         if event.kind == "started":
@@ -171,11 +171,9 @@ class StoryText:
             self.ending = f"Sorry: {event.text}"
         elif event.kind == "cancelled":
             self.ending = STOPPED
-        if event.kind in ("done", "error", "cancelled"):
-            self.finished = True
 
     def fail(self, message: str) -> None:
-        self.ending, self.finished = message, True
+        self.ending = message
 
     def text(self) -> str:
         # A version is shown once every earlier one is done, so the text only ever grows.
@@ -201,7 +199,7 @@ class StoryStream:
         self.story = StoryText(generation.params.variants)
         self.layout = PageLayout()
         self.message_ids: list[int] = []
-        self._shown: list[tuple[str, str]] = []  # (content, buttons phase) as Discord has it
+        self._shown: list[tuple[str, Phase | None]] = []  # (content, buttons) as Discord has them
         self._changed = asyncio.Event()
         self._finished = asyncio.Event()
         self._last_render = 0.0
@@ -240,7 +238,6 @@ class StoryStream:
             log.exception("stream %s failed", ident)
             self.story.fail(f"Sorry, something went wrong on my side (error id {ident}).")
         finally:
-            self.story.finished = True
             self._finished.set()
             self._changed.set()
 
@@ -279,14 +276,16 @@ class StoryStream:
         """Bring Discord in line with the text: edit changed pages, post new ones."""
         self._last_render = asyncio.get_running_loop().time()
         pages = self._pages(final)
-        last_phase = ("done" if self.generation.turn is not None else "") if final else "writing"
+        last_phase: Phase | None = "writing"
+        if final:
+            last_phase = "done" if self.generation.turn is not None else None
         for index, content in enumerate(pages):
-            phase = last_phase if index == len(pages) - 1 else ""
+            phase = last_phase if index == len(pages) - 1 else None
             if index < len(self._shown) and self._shown[index] == (content, phase):
                 continue
             view = buttons_for(phase) if phase else None
             try:
-                await self._retrying(final, lambda c=content, v=view, i=index: self._put(i, c, v))
+                await self._retrying(final, functools.partial(self._put, index, content, view))
             except discord.HTTPException as error:
                 if final or error.status in (403, 404):
                     raise

@@ -19,6 +19,7 @@ from bot.storage import Storage, Story, Turn
 from models.base import Prompt
 from models.params import SETTINGS, GenerationParams, SettingError, parse_setting
 
+COMPARE_MODELS = ("smollm2", "lstm", "markov")
 SCOPE_NAMES = {"server": "guild", "channel": "channel", "thread": "thread"}
 
 
@@ -70,7 +71,7 @@ class Generation:
     async def events(self) -> AsyncIterator[Event]:
         """Engine events; the final "done" is yielded only after the turn is stored."""
         async for event in self.handle.events():
-            if event.kind == "done" and event.text.strip():
+            if event.kind == "done" and event.text.strip() and self.kind != "compare":
                 self.turn = await self.service._store(self, event.text)
             yield event
 
@@ -169,6 +170,24 @@ class Service:
         generation = self._submit(place, last.kind, story.topic, params, prompt, story, last.direction)
         generation.replace_last = True
         return generation
+
+    async def compare(self, place: Place, topic: str, models: tuple[str, ...] = COMPARE_MODELS) -> list[Generation]:
+        """The same topic from every backend, each with this channel's other settings."""
+        topic = clean_topic(topic)
+        base = await self._params(place, None)
+        generations = []
+        for model in models:
+            params = base.replace(model=model, variants=1, strategy="sample" if base.strategy == "beam"
+                                  and model == "markov" else base.strategy)
+            request = GenerationRequest(Prompt(topic), params, fairness_key=str(place.conversation_id))
+            try:
+                handle = self.engine.submit(request)
+            except (QueueFull, UserBusy) as error:
+                for started in generations:
+                    started.cancel()
+                raise UserError(f"I'm busy: {error}.") from None
+            generations.append(Generation(handle, self, place, "compare", topic, params))
+        return generations
 
     async def story_here(self, place: Place) -> Story:
         story = None

@@ -155,7 +155,7 @@ class MarkovBackend:
         self._mask[self.vocab.special_ids()] = float("-inf")  # <unk> is likely but never text
 
     @classmethod
-    def load(
+    def from_corpus(
         cls,
         corpus: Sequence[Path | str] | Path | str = DEFAULT_CORPUS,
         order: int = DEFAULT_ORDER,
@@ -167,6 +167,8 @@ class MarkovBackend:
         train, _ = split_examples(load_examples(paths), VAL_FRACTION, split_seed)
         vocab = Vocab.build([e.text for e in train] + [e.topic for e in train], vocab_size)
         return cls(MarkovChain.train(train, vocab, order))
+
+    load = from_corpus  # the name the other backends use
 
     def encode_prompt(self, prompt: Prompt, max_new_tokens: int) -> list[int]:
         return self.vocab.prompt_ids(prompt, max(4, self.context_window - max_new_tokens))

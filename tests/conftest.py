@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import os
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
+import pytest_asyncio
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -16,3 +22,191 @@ from tests.tiny_models import write_tiny_gpt2  # noqa: E402
 @pytest.fixture(scope="session")
 def tiny_gpt2_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_gpt2(tmp_path_factory.mktemp("tiny-gpt2"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Discord tests: the real StoryBot with its real cogs, Service, Storage and Engine (tiny GPT-2),
+# talking to the fake Discord server over loopback. Imports stay inside the fixtures so the
+# other test modules never depend on the Discord front importing cleanly.
+# ---------------------------------------------------------------------------------------------
+
+# Edits, position refreshes and retries in milliseconds rather than seconds.
+DISCORD_TEST_TIMING = {"edit_interval_s": 0.1, "position_interval_s": 0.1, "retry_delays_s": (0.05, 0.1, 0.2)}
+# Short paragraphs keep every test quick; the seed makes them repeatable.
+DISCORD_TEST_SETTINGS = {"max_new_tokens": 16, "min_new_tokens": 4, "seed": 7, "stop_at_paragraph": False}
+
+
+@pytest.fixture(scope="session")
+def tiny_gpt2_model(tiny_gpt2_dir: Path) -> Any:
+    """The tiny GPT-2, loaded once through the project's own loader."""
+    import torch
+
+    from models.hf import load_hf_model
+
+    return load_hf_model(str(tiny_gpt2_dir), torch.device("cpu"))
+
+
+class ScriptedModel:
+    """The tiny GPT-2 with a fixed text in front of what it writes, and optionally slow steps."""
+
+    def __init__(self, inner: Any, prefix: str = "", step_delay_s: float = 0.0) -> None:
+        self.inner, self.prefix, self.step_delay_s = inner, prefix, step_delay_s
+        self.name, self.vocab_size, self.device = inner.name, inner.vocab_size, inner.device
+        self.eos_token_ids, self.context_window = inner.eos_token_ids, inner.context_window
+
+    def encode_prompt(self, prompt: Any, max_new_tokens: int) -> list[int]:
+        return self.inner.encode_prompt(prompt, max_new_tokens)
+
+    def decode_text(self, ids: list[int]) -> str:
+        return self.prefix + self.inner.decode_text(ids)
+
+    def new_batch(self) -> Any:
+        return self.inner.new_batch()
+
+    def prefill(self, batch: Any, prompts: list[list[int]]) -> Any:
+        return self.inner.prefill(batch, prompts)
+
+    def decode(self, batch: Any, tokens: Any) -> Any:
+        time.sleep(self.step_delay_s)  # the worker thread's time, not the event loop's
+        return self.inner.decode(batch, tokens)
+
+    def keep(self, batch: Any, rows: list[int]) -> None:
+        self.inner.keep(batch, rows)
+
+    def beam_search(self, *args: Any) -> list[int]:
+        return self.inner.beam_search(*args)
+
+
+class DiscordRig:
+    """Starts StoryBots against one fake Discord and one database, and acts as its users."""
+
+    def __init__(self, fake: Any, model: Any, model_name: str, database: Path) -> None:
+        self.fake, self.model, self.model_name, self.database = fake, model, model_name, database
+        self.seed = fake.seed
+
+    @contextlib.asynccontextmanager
+    async def services(self, *, prefix: str = "", step_delay_s: float = 0.0, max_batch: int = 8,
+                       max_waiting: int = 64, max_per_user: int = 4, cooldown_s: float = 0.0,
+                       settings: dict[str, Any] | None = None) -> AsyncIterator[tuple[Any, Any]]:
+        """(Service, Config) over a fresh engine and this rig's database, as __main__ makes them."""
+        from bot.config import Config
+        from bot.engine import Engine
+        from bot.service import Service
+        from bot.storage import Storage
+
+        scripted = ScriptedModel(self.model, prefix, step_delay_s)
+
+        def load(name: str) -> Any:
+            if name != self.model_name:
+                raise FileNotFoundError(f"no model called {name}")
+            return scripted
+
+        engine = Engine(load, self.model_name, max_batch=max_batch, max_waiting=max_waiting,
+                        max_per_user=max_per_user)
+        config = Config(discord_token=self.fake.token, database_path=self.database,
+                        default_model=self.model_name, device="cpu", dev_guild_id=self.seed.guild.id,
+                        max_batch=max_batch, max_queue=max_waiting, max_per_user=max_per_user,
+                        log_level="INFO")
+        async with await Storage.open(self.database) as storage, engine:
+            engine.preload(self.model_name)
+            await storage.update_settings("guild", self.seed.guild.id, settings or DISCORD_TEST_SETTINGS)
+            yield Service(storage, engine, self.model_name, cooldown_s=cooldown_s), config
+
+    @contextlib.asynccontextmanager
+    async def running(self, *, message_content: bool = True, timing: Any = None,
+                      **service_options: Any) -> AsyncIterator[Any]:
+        """A logged-in StoryBot (commands synced to the seed guild) over fresh `services`."""
+        from bot.discord_bot import StoryBot
+        from bot.discord_stream import StreamTiming
+        from tests.fakediscord import FAST_CLIENT_OPTIONS, running_client
+
+        class FastStoryBot(StoryBot):
+            async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
+                return None  # discord.py waits 5 s before every re-IDENTIFY; tests need not
+
+        async with self.services(**service_options) as (service, config):
+            bot = FastStoryBot(service, config, message_content=message_content,
+                               timing=timing or StreamTiming(**DISCORD_TEST_TIMING), **FAST_CLIENT_OPTIONS)
+            async with running_client(bot, self.fake.token):
+                yield bot
+                await self._settle()
+        # Checked after every Discord test: nothing the bot sent or edited could ping anyone.
+        unsafe = [c.summary() for c in self.payloads() if self.message_of(c).get("allowed_mentions") != {"parse": []}]
+        assert not unsafe, f"message payloads without allowed_mentions none: {unsafe}"
+
+    @staticmethod
+    async def _settle(timeout: float = 5.0) -> None:
+        """Let commands and clicks still running (a thread being opened, say) finish first."""
+        prefixes = ("CommandTree-invoker", "discord-ui-view-dispatch", "discord.py: on_")
+        busy = [t for t in asyncio.all_tasks() if t.get_name().startswith(prefixes) and not t.done()]
+        if busy:
+            await asyncio.wait(busy, timeout=timeout)
+
+    async def slash(self, channel_id: int, user_id: int, name: str, options: dict[str, Any] | None = None,
+                    subcommand: str | None = None) -> Any:
+        return await self.fake.slash(self.seed.guild.id, channel_id, user_id, name, options, subcommand)
+
+    async def click(self, channel_id: int, user_id: int, message_id: int, custom_id: str) -> Any:
+        return await self.fake.click(self.seed.guild.id, channel_id, user_id, message_id, custom_id)
+
+    async def final(self, ix: Any, timeout: float = 10.0) -> Any:
+        """The interaction's reply once it stopped changing: a finished paragraph or an answer."""
+        return await ix.wait_until_original(is_final, timeout)
+
+    async def final_in(self, channel_id: int, after: int = 0, timeout: float = 10.0) -> Any:
+        """The first finished bot message in a channel or thread with an id above `after`."""
+        return await self.fake.wait_for_message(
+            channel_id, lambda m: m.author_id == self.fake.bot.id and is_final(m), after, timeout)
+
+    def payloads(self) -> list[Any]:
+        """Every REST call that created or edited a message (threads, defers and syncs excluded)."""
+        def carries_message(call: Any) -> bool:
+            if call.method not in ("POST", "PATCH") or not isinstance(call.json, dict):
+                return False
+            if "/interactions/" in call.path:
+                return call.json.get("type") in (4, 7)
+            return call.path.startswith("/webhooks/") or (
+                call.path.startswith("/channels/") and "/messages" in call.path
+                and not call.path.endswith("/threads"))
+        return [c for c in self.fake.calls if carries_message(c)]
+
+    @staticmethod
+    def message_of(call: Any) -> dict[str, Any]:
+        """The message a payload carries (an interaction callback wraps it in "data")."""
+        return call.json.get("data") or {} if "/interactions/" in call.path else call.json
+
+    @staticmethod
+    async def until(check: Callable[[], Awaitable[Any]], timeout: float = 5.0) -> Any:
+        """Poll an async condition no fake-server event announces (the database, say)."""
+        deadline = time.monotonic() + timeout
+        while not (result := await check()) and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        assert result, "condition not met in time"
+        return result
+
+
+def is_final(message: Any) -> bool:
+    """No longer a placeholder, a queue position or a paragraph still being written."""
+    from bot.discord_stream import STARTING, WAITING
+    from bot.limits import WRITING_MARKER
+
+    content = message.content
+    return bool(content) and not message.loading and not content.endswith(WRITING_MARKER) \
+        and content != STARTING and not content.startswith(WAITING.split(":")[0])
+
+
+@pytest_asyncio.fixture
+async def rig(tiny_gpt2_model: Any, tiny_gpt2_dir: Path, tmp_path: Path) -> AsyncIterator[DiscordRig]:
+    """A started, seeded fake Discord plus all a StoryBot needs; `rig.running()` starts one."""
+    import torch
+
+    from tests.fakediscord.fixtures import started_fake_discord
+
+    # A 2-layer model gains nothing from more threads, and on busy cores they only spin.
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        async with started_fake_discord() as fake:
+            yield DiscordRig(fake, tiny_gpt2_model, str(tiny_gpt2_dir), tmp_path / "bot.db")
+    finally:
+        torch.set_num_threads(threads)

