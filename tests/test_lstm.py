@@ -45,7 +45,9 @@ def write_corpus(path: Path, examples: list[Example]) -> Path:
 def tiny_backend(seed: int = 0) -> LSTMBackend:
     torch.manual_seed(seed)
     vocab = Vocab.build([e.text + " " + e.topic for e in tiny_examples()], TINY.vocab_size, min_count=1)
-    return LSTMBackend(TopicLSTM(LSTMConfig(**{**TINY.__dict__, "vocab_size": len(vocab)})), vocab)
+    model = TopicLSTM(LSTMConfig(**{**TINY.__dict__, "vocab_size": len(vocab)}))
+    torch.nn.init.normal_(model.copy_bias)  # untrained, but not zero: checkpoints must carry it
+    return LSTMBackend(model, vocab)
 
 
 def test_training_on_a_tiny_corpus_lowers_held_out_loss(tmp_path: Path) -> None:
@@ -93,7 +95,9 @@ def test_checkpoint_round_trip_gives_identical_logits(tmp_path: Path) -> None:
     model, tokens, _ = load_checkpoint(tmp_path / "m.pt")
     assert tokens == backend.vocab.itos and model.config == backend.model.config
     idx = torch.tensor([backend.vocab.prompt_ids(Prompt("cats"), 32) + [7, 8, 9]])
-    topic = torch.randn(1, TINY.n_embd)
+    topic_ids = torch.tensor([backend.vocab.topic_of(idx[0].tolist())])
+    topic = backend.model.topic_vector(topic_ids, torch.ones(topic_ids.shape))
+    assert topic[0, TINY.n_embd:].sum() > 0  # the copy gate sees the topic's words
     assert torch.equal(model(idx, topic)[0], backend.model(idx, topic)[0])
 
 

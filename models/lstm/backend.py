@@ -22,7 +22,7 @@ DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "data" / "lstm" / "be
 
 @dataclass
 class LSTMBatch:
-    """Batch state: h and c (n_layer, B, n_hidden) and topic vectors (B, n_embd)."""
+    """Batch state: h and c (n_layer, B, n_hidden) and topic codes (B, n_embd + vocab_size)."""
 
     h: torch.Tensor
     c: torch.Tensor
@@ -66,7 +66,7 @@ class LSTMBackend:
     def new_batch(self) -> LSTMBatch:
         cfg = self.model.config
         h = torch.zeros(cfg.n_layer, 0, cfg.n_hidden, device=self.device)
-        return LSTMBatch(h, h.clone(), torch.zeros(0, cfg.n_embd, device=self.device))
+        return LSTMBatch(h, h.clone(), torch.zeros(0, cfg.n_embd + cfg.vocab_size, device=self.device))
 
     @torch.no_grad()
     def prefill(self, batch: LSTMBatch, prompts: list[list[int]]) -> torch.Tensor:
@@ -85,7 +85,7 @@ class LSTMBackend:
             topic_ids[row, : len(topic)] = torch.tensor(topic, dtype=torch.long)
             topic_mask[row, : len(topic)] = 1.0
         dev = self.device
-        topic = self.model.topic_vector(topic_ids.to(dev), topic_mask.to(dev))  # (P, E)
+        topic = self.model.topic_vector(topic_ids.to(dev), topic_mask.to(dev))  # (P, E + V)
         lengths = torch.tensor([len(p) for p in prompts])
         logits, (h, c) = self.model.run_packed(idx.to(dev), lengths, topic)
         batch.h = torch.cat([batch.h, h], dim=1)

@@ -83,7 +83,7 @@ def batches(
 
 def batch_loss(model: TopicLSTM, batch: Batch) -> torch.Tensor:
     """Summed cross-entropy over the batch's targets."""
-    topic = model.topic_vector(batch.topic_ids, batch.topic_mask)  # (B, E)
+    topic = model.topic_vector(batch.topic_ids, batch.topic_mask)  # (B, E + V)
     logits, _ = model(batch.inputs, topic)  # (B, T, V)
     return F.cross_entropy(
         logits.flatten(0, 1), batch.targets.flatten(), ignore_index=IGNORE, reduction="sum"

@@ -2,8 +2,10 @@
 
 The input sequence is `<bos> topic words <sep> paragraph words <eos>`; on top of that, a
 topic vector (the mean embedding of the topic words) is concatenated to every step's input,
-so the paragraph's last words still "see" the topic after a hundred steps. Output weights
-are tied to the input embedding, which halves the parameters of a small-vocabulary model.
+so the paragraph's last words still "see" the topic after a hundred steps. A copy gate (the
+pointer-generator idea, in logit space) adds a learned boost to the logits of the topic's own
+words, so a topic never seen in training still gets written about. Output weights are tied to
+the input embedding, which halves the parameters of a small-vocabulary model.
 """
 
 from __future__ import annotations
@@ -49,20 +51,30 @@ class TopicLSTM(nn.Module):
         self.drop = nn.Dropout(config.dropout)
         self.proj = nn.Linear(config.n_hidden, config.n_embd)  # back to embedding size for tying
         self.head_bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.copy_gate = nn.Linear(config.n_hidden, 1)  # how much to copy a topic word now
+        self.copy_bias = nn.Parameter(torch.zeros(config.vocab_size))  # which words are worth copying
         nn.init.normal_(self.embed.weight, std=0.05)
 
     def topic_vector(self, topic_ids: torch.Tensor, topic_mask: torch.Tensor) -> torch.Tensor:
-        """Mean embedding of each row's topic words: ids and mask (B, K) -> (B, n_embd).
-        A row without topic words gets the zero vector."""
+        """A row's topic code: its words' mean embedding, then their multi-hot bag for the copy
+        gate. Ids and mask (B, K) -> (B, n_embd + vocab_size); no topic words give zeros."""
         emb = self.embed(topic_ids) * topic_mask.unsqueeze(-1)  # (B, K, E)
-        return emb.sum(1) / topic_mask.sum(1, keepdim=True).clamp(min=1)  # (B, E)
+        mean = emb.sum(1) / topic_mask.sum(1, keepdim=True).clamp(min=1)  # (B, E)
+        bag = torch.zeros(topic_ids.shape[0], self.config.vocab_size, device=topic_ids.device)
+        bag.scatter_(1, topic_ids, topic_mask)  # pad positions scatter zeros
+        return torch.cat([mean, bag.clamp(max=1)], dim=-1)
 
-    def head(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Logits from LSTM outputs: (..., n_hidden) -> (..., vocab_size)."""
-        return F.linear(self.proj(self.drop(hidden)), self.embed.weight, self.head_bias)
+    def head(self, hidden: torch.Tensor, topic: torch.Tensor) -> torch.Tensor:
+        """Logits from LSTM outputs and topic codes: (B, [T,] n_hidden) -> (B, [T,] vocab_size)."""
+        logits = F.linear(self.proj(self.drop(hidden)), self.embed.weight, self.head_bias)
+        bag = topic[:, self.config.n_embd:]  # (B, V)
+        if hidden.dim() == 3:
+            bag = bag.unsqueeze(1)  # (B, 1, V)
+        return logits + bag * (self.copy_gate(hidden) + self.copy_bias)
 
     def inputs(self, idx: torch.Tensor, topic: torch.Tensor) -> torch.Tensor:
         """Step inputs: word embeddings with the topic vector alongside, (B, T) -> (B, T, 2E)."""
+        topic = topic[:, : self.config.n_embd]
         emb = self.embed(idx)  # (B, T, E)
         if self.training and self.config.embd_dropout > 0:
             keep = torch.rand(idx.shape, device=idx.device) >= self.config.embd_dropout
@@ -76,7 +88,7 @@ class TopicLSTM(nn.Module):
         """Logits for every position and the state after the last: (B, T), (B, E) ->
         (B, T, vocab_size), (h, c)."""
         out, state = self.lstm(self.inputs(idx, topic), state)  # (B, T, H)
-        return self.head(out), state
+        return self.head(out, topic), state
 
     def run_packed(
         self, idx: torch.Tensor, lengths: torch.Tensor, topic: torch.Tensor, state: State | None = None
@@ -86,7 +98,7 @@ class TopicLSTM(nn.Module):
         x = self.inputs(idx, topic)  # (B, T, 2E)
         packed = nn.utils.rnn.pack_padded_sequence(x, lengths.cpu(), batch_first=True, enforce_sorted=False)
         _, (h, c) = self.lstm(packed, state)  # h, c: (L, B, H) at each row's own last step
-        return self.head(h[-1]), (h, c)
+        return self.head(h[-1], topic), (h, c)
 
     def num_params(self) -> int:
         return sum(p.numel() for p in self.parameters())
