@@ -1,4 +1,9 @@
-"""`python -m bot`: validate config, open the database and the engine, then run Discord or the console."""
+"""`python -m bot`: validate config, open the database and the engine, then run Discord or the console.
+
+SIGTERM or Ctrl-C shuts down gently (see bot.shutdown): the front finishes or cuts what it is
+writing, with a message, and returns; then the engine stops and the database is checkpointed
+and closed, so a restart finds no WAL to recover.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,9 @@ import sys
 
 from bot.config import Config, ConfigError, load_config
 from bot.engine import Engine
+from bot.retention import retention
 from bot.service import Service
+from bot.shutdown import stop_on_signals
 from bot.storage import Storage
 from models.hf import pick_device
 from models.registry import load_model
@@ -28,17 +35,27 @@ async def run(config: Config) -> None:
     engine = Engine(lambda name: load_model(name, device), config.default_model,
                     max_batch=config.max_batch, max_waiting=config.max_queue,
                     max_per_user=config.max_per_user, device=str(device))
-    async with await Storage.open(config.database_path) as storage, engine:
-        engine.preload(config.default_model)  # in the background: start-up never waits for it
-        if config.discord_token:
-            from bot.discord_bot import run_discord
+    stop = asyncio.Event()
+    with stop_on_signals(stop):  # from here on, SIGTERM and Ctrl-C end in a clean close below
+        async with (await Storage.open(config.database_path) as storage, engine,
+                    retention(storage, config.retention_days)):
+            engine.preload(config.default_model)  # in the background: start-up never waits for it
+            await run_front(config, storage, engine, stop)
+    log.info("engine stopped and database closed")
 
-            await run_discord(config, Service(storage, engine, config.default_model))
-        else:
-            from bot.console import Console
 
-            log.info("no DISCORD_TOKEN set: starting the offline console")
-            await Console(Service(storage, engine, config.default_model, cooldown_s=0)).run()
+async def run_front(config: Config, storage: Storage, engine: Engine, stop: asyncio.Event) -> None:
+    """Discord with a token, else the offline console; either returns once `stop` is handled."""
+    if config.discord_token:
+        from bot.discord_bot import run_discord
+
+        await run_discord(config, Service(storage, engine, config.default_model), stop)
+    else:
+        from bot.console import Console
+
+        log.info("no DISCORD_TOKEN set: starting the offline console")
+        service = Service(storage, engine, config.default_model, cooldown_s=0)
+        await Console(service, grace_s=config.shutdown_grace_s).run(stop=stop)
 
 
 def main() -> int:

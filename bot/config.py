@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.limits import SHUTDOWN_GRACE_S
 from models.embedded import EMBEDDED_NAME
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -35,13 +36,18 @@ class Config:
     max_queue: int
     max_per_user: int
     log_level: str
+    shutdown_grace_s: int = SHUTDOWN_GRACE_S
+    """On SIGTERM or Ctrl-C, how long running paragraphs may take to finish before they are cut."""
+    retention_days: int = 0
+    """Story history older than this many days is deleted; 0 keeps it forever."""
 
     def __repr__(self) -> str:  # never let the token reach a log line
         token = "set" if self.discord_token else "unset"
         return (f"Config(discord_token=<{token}>, database_path={str(self.database_path)!r}, "
                 f"default_model={self.default_model!r}, device={self.device!r}, "
                 f"dev_guild_id={self.dev_guild_id}, max_batch={self.max_batch}, "
-                f"max_queue={self.max_queue}, max_per_user={self.max_per_user})")
+                f"max_queue={self.max_queue}, max_per_user={self.max_per_user}, "
+                f"shutdown_grace_s={self.shutdown_grace_s}, retention_days={self.retention_days})")
 
     __str__ = __repr__
 
@@ -102,6 +108,8 @@ def load_config(environ: dict[str, str] | None = None, dotenv: Path | None = Pat
         max_queue=integer("MAX_QUEUE", 256, 1, 100_000) or 256,
         max_per_user=integer("MAX_PER_USER", 2, 1, 100) or 2,
         log_level=level,
+        shutdown_grace_s=integer("SHUTDOWN_GRACE_S", SHUTDOWN_GRACE_S, 0, 600) or 0,
+        retention_days=integer("RETENTION_DAYS", 0, 0, 36_500) or 0,
     )
     if problems:
         raise ConfigError(problems)

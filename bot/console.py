@@ -6,6 +6,8 @@
     /compare topic: a lighthouse keeper   (every backend, side by side)
     /settings show | /settings set NAME VALUE | /settings reset
     /stats | /help | /quit
+
+SIGTERM or Ctrl-C: the paragraph being written finishes (or is cut, with a note), then it exits.
 """
 
 from __future__ import annotations
@@ -14,17 +16,22 @@ import asyncio
 import re
 import shlex
 import sys
+import threading
 from typing import TextIO
 
 from bot.formatting import settings_table, stats_text
+from bot.limits import SHUTDOWN_GRACE_S
 from bot.service import Generation, Place, Service, UserError
-from models.params import SettingError
+from bot.shutdown import run_until_stopped
+from models.params import SETTINGS, SettingError
 
 CONSOLE_PLACE = Place(channel_id=0, user_id=0)
-_OPTION = re.compile(r"(\w+):\s*")
-HELP = __doc__.split("\n\n", 1)[1] if __doc__ else ""
+HELP = __doc__.split("\n\n")[1] if __doc__ else ""
 # Discord's /write options that are shorthands for settings.
 OPTION_ALIASES = {"length": "max_new_tokens"}
+# Only these words start an option; any other "word:" is text ("Chapter 1: ...", a URL).
+_OPTION = re.compile(r"\b(" + "|".join(("topic", "direction", *OPTION_ALIASES, *SETTINGS)) + r"):\s*",
+                     re.IGNORECASE)
 
 
 def parse_options(text: str, first: str) -> dict[str, str]:
@@ -40,27 +47,71 @@ def parse_options(text: str, first: str) -> dict[str, str]:
     return options
 
 
+class InputLines:
+    """Lines of a blocking stream, read ahead by a daemon thread: a shutdown never waits for
+    input (an executor thread stuck in readline would hold up the interpreter's exit)."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._lines: asyncio.Queue[str] = asyncio.Queue()
+        threading.Thread(target=self._pump, args=(stream,), name="console-input", daemon=True).start()
+
+    def _pump(self, stream: TextIO) -> None:
+        while True:
+            line = stream.readline()
+            try:
+                self._loop.call_soon_threadsafe(self._lines.put_nowait, line)
+            except RuntimeError:  # the event loop is gone: nobody reads any more
+                return
+            if not line:
+                return
+
+    async def readline(self) -> str:
+        """The next line with its newline, or "" at the end of input (or after `close`)."""
+        return await self._lines.get()
+
+    def close(self) -> None:
+        """Make the next `readline` return "" at once."""
+        self._lines.put_nowait("")
+
+
 class Console:
     """Reads commands line by line and prints replies; generation streams as it arrives."""
 
-    def __init__(self, service: Service, out: TextIO = sys.stdout, place: Place = CONSOLE_PLACE) -> None:
+    def __init__(self, service: Service, out: TextIO = sys.stdout, place: Place = CONSOLE_PLACE,
+                 grace_s: float = SHUTDOWN_GRACE_S) -> None:
         self.service = service
         self.out = out
         self.place = place
+        self.grace_s = grace_s  # on shutdown, how long the paragraph being written may take
+        self.closing = False
+        self._input: InputLines | None = None
 
-    async def run(self, lines: TextIO = sys.stdin) -> None:
+    async def run(self, lines: TextIO = sys.stdin, stop: asyncio.Event | None = None) -> None:
+        """Take commands until /quit or the end of input; once `stop` is set, shut down gently."""
+        await run_until_stopped(self._serve(lines), stop, self.shut_down)
+
+    async def _serve(self, lines: TextIO) -> None:
+        self._input = InputLines(lines)
         interactive = lines.isatty()
         if interactive:
             self.say("Offline console. Type /help for commands, /quit to leave.")
-        while True:
+        while not self.closing:
             if interactive:
                 self.out.write("> ")
                 self.out.flush()
-            line = await asyncio.to_thread(lines.readline)
-            if not line:
-                return
-            if not await self.handle(line.strip()):
-                return
+            line = await self._input.readline()
+            if not line or self.closing or not await self.handle(line.strip()):
+                break
+        if self.closing:
+            self.say("(the bot is shutting down: goodbye)")
+
+    async def shut_down(self) -> None:
+        """Take no more commands; the paragraph being written finishes or is cut with a note."""
+        self.closing = True
+        if self._input is not None:
+            self._input.close()
+        await self.service.shut_down(self.grace_s)
 
     async def handle(self, line: str) -> bool:
         """Run one command; False when the console should exit."""
@@ -112,7 +163,11 @@ class Console:
         return overrides
 
     async def settings(self, rest: str) -> None:
-        words = shlex.split(rest) if rest else ["show"]
+        try:
+            words = shlex.split(rest) if rest else ["show"]
+        except ValueError as error:  # an unclosed quote or a trailing backslash
+            raise UserError(f"I can't read that line ({str(error).lower()}): "
+                            'put a value with spaces in "double quotes"') from None
         action = words[0].lower()
         if action == "show":
             self.say(settings_table(await self.service.settings_for(self.place)))

@@ -8,6 +8,7 @@ reconnects without the intent, and members' messages simply don't become part of
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from typing import Any
 
@@ -16,6 +17,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Config
+from bot.discord_checks import BotShuttingDown
 from bot.discord_errors import NO_MENTIONS, report_error
 from bot.discord_stream import (
     ActiveGenerations,
@@ -25,12 +27,16 @@ from bot.discord_stream import (
     StreamTiming,
 )
 from bot.discord_views import StoryButtons
+from bot.limits import SHUTDOWN_SHOW_S
 from bot.service import Generation, Service
+from bot.shutdown import run_until_stopped
 
 log = logging.getLogger(__name__)
 
 # One feature per file; a cog that fails to load is logged and the others still start.
-EXTENSIONS = ("cogs.write", "cogs.settings", "cogs.stories", "cogs.stats")
+EXTENSIONS = ("cogs.write", "cogs.compare", "cogs.settings", "cogs.stories", "cogs.stats")
+# discord.py runs each command, button click and event handler in a task named like this.
+HANDLER_TASKS = ("CommandTree-invoker", "discord-ui-view-dispatch", "discord.py: on_")
 
 
 class ButtonTracker:
@@ -57,6 +63,16 @@ class ButtonTracker:
         return previous if previous and previous[1] != message_id else None
 
 
+class StoryTree(app_commands.CommandTree):
+    """The command tree; once the bot is shutting down it refuses every command politely."""
+
+    async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        service: Service | None = getattr(self.client, "service", None)
+        if service is None or service.accepting or interaction.type is discord.InteractionType.autocomplete:
+            return True
+        raise BotShuttingDown()
+
+
 class StoryBot(commands.Bot):
     """The bot: slash commands only (no prefix commands), with the service passed in."""
 
@@ -67,7 +83,7 @@ class StoryBot(commands.Bot):
         intents.guild_messages = True
         intents.message_content = message_content
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,
-                         allowed_mentions=NO_MENTIONS, **options)
+                         allowed_mentions=NO_MENTIONS, tree_cls=StoryTree, **options)
         self.service = service
         self.config = config
         self.timing = timing or StreamTiming()
@@ -106,6 +122,28 @@ class StoryBot(commands.Bot):
                                    error: app_commands.AppCommandError) -> None:
         await report_error(interaction, error)
 
+    async def shut_down(self, grace_s: float | None = None) -> None:
+        """Refuse new commands, let the service end waiting and running paragraphs (each with a
+        message), give their Discord messages time to show it, then log out.
+
+        `grace_s`: how long running paragraphs may take to finish (default: SHUTDOWN_GRACE_S).
+        """
+        grace = self.config.shutdown_grace_s if grace_s is None else grace_s
+        log.info("shutting down: running paragraphs get %s s to finish", grace)
+        await self.service.shut_down(grace)
+        await self.active.wait_until_empty(SHUTDOWN_SHOW_S)
+        await self._wait_for_handlers(SHUTDOWN_SHOW_S)
+        await self.close()
+
+    @staticmethod
+    async def _wait_for_handlers(timeout: float) -> None:
+        """Let commands and clicks under way finish (a story's thread being opened, say)."""
+        current = asyncio.current_task()
+        busy = [task for task in asyncio.all_tasks() if task.get_name().startswith(HANDLER_TASKS)
+                and task is not current and not task.done()]
+        if busy:
+            await asyncio.wait(busy, timeout=timeout)
+
     def reply_target(self, interaction: discord.Interaction) -> InteractionTarget:
         """Stream into the interaction's deferred reply (and followups)."""
         return InteractionTarget(interaction, self.timing.utcnow)
@@ -131,8 +169,9 @@ class StoryBot(commands.Bot):
             log.info("could not clear the buttons of message %s: %s", message_id, error)
 
 
-async def run_discord(config: Config, service: Service) -> None:
-    """Log in and run until the bot is closed. The token is only ever handed to discord.py."""
+async def run_discord(config: Config, service: Service, stop: asyncio.Event | None = None) -> None:
+    """Log in and run until the bot is closed, or until `stop` is set: then shut down gently.
+    The token is only ever handed to discord.py."""
     token = config.discord_token
     if not token:
         raise ValueError("run_discord needs a DISCORD_TOKEN")
@@ -141,7 +180,7 @@ async def run_discord(config: Config, service: Service) -> None:
         bot = StoryBot(service, config, message_content=message_content)
         try:
             async with bot:
-                await bot.start(token)
+                await run_until_stopped(bot.start(token), stop, bot.shut_down)
             return
         except discord.PrivilegedIntentsRequired:
             if not message_content:

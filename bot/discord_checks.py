@@ -9,6 +9,7 @@ from typing import Any, TypeVar
 import discord
 from discord import app_commands
 
+from bot.engine import SHUTTING_DOWN
 from bot.service import Place
 
 T = TypeVar("T")
@@ -51,6 +52,13 @@ def place_of_message(message: discord.Message) -> Place:
     return Place(channel_id=channel_id, user_id=message.author.id,
                  guild_id=message.guild.id if message.guild else None, thread_id=thread_id,
                  can_manage_channel=False, can_manage_guild=False, can_manage_messages=False)
+
+
+class BotShuttingDown(app_commands.CheckFailure):
+    """Every command is refused while the bot shuts down."""
+
+    def __init__(self) -> None:
+        super().__init__(SHUTTING_DOWN)
 
 
 class NotInThread(app_commands.CheckFailure):

@@ -10,6 +10,7 @@ import discord
 from discord import app_commands
 
 from bot.service import UserError
+from bot.storage import StorageUnavailable
 from models.params import SettingError
 
 log = logging.getLogger(__name__)
@@ -19,8 +20,10 @@ NO_MENTIONS = discord.AllowedMentions.none()
 HANDLED = "storybot.error_handled"
 # Set once a stream posted into the deferred reply: error messages must not overwrite it.
 STREAMING = "storybot.streaming"
-# Errors whose message is written for users (UserError, SettingError) or by discord.py for them.
-EXPECTED = (UserError, SettingError, app_commands.CheckFailure, app_commands.TransformerError)
+# Errors whose message is written for users (UserError, SettingError, StorageUnavailable) or by
+# discord.py for them.
+EXPECTED = (UserError, SettingError, StorageUnavailable, app_commands.CheckFailure,
+            app_commands.TransformerError)
 
 
 def error_id() -> str:

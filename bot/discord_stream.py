@@ -34,6 +34,7 @@ WAITING = "⏳ Waiting in line: number {position}…"
 STARTING = WRITING_MARKER.strip()
 STOPPED = "*(stopped)*"
 NOTHING = "*(nothing was written this time: try again, perhaps with another topic)*"
+EMPTY_POLL_S = 0.05  # how often a shutdown looks whether the last streams are done
 
 
 @dataclass(frozen=True)
@@ -142,6 +143,12 @@ class ActiveGenerations:
     def for_message(self, message_id: int) -> Generation | None:
         return self._by_message.get(message_id)
 
+    async def wait_until_empty(self, timeout: float) -> None:
+        """Wait (at most `timeout` seconds) until every stream has shown how it ended."""
+        deadline = asyncio.get_running_loop().time() + timeout
+        while self._running and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(EMPTY_POLL_S)
+
     def position_of(self, user_id: int) -> int | None:
         """The best place in line of this user's waiting requests, if any."""
         places = [p for g in self._running if g.place.user_id == user_id and (p := g.position()) is not None]
@@ -151,7 +158,8 @@ class ActiveGenerations:
 class StoryText:
     """What the events have said so far, as one text that only grows."""
 
-    def __init__(self, variants: int) -> None:
+    def __init__(self, variants: int, title: str = "") -> None:
+        self.title = f"**{title}**" if title else ""
         self.note = ""
         self.parts = [""] * variants
         self.done = [False] * variants
@@ -177,7 +185,7 @@ class StoryText:
 
     def text(self) -> str:
         # A version is shown once every earlier one is done, so the text only ever grows.
-        chunks = [self.note]
+        chunks = [self.title, self.note]
         many = len(self.parts) > 1
         for index, part in enumerate(self.parts):
             if index and not all(self.done[:index]):
@@ -196,7 +204,7 @@ class StoryStream:
         self.target = target
         self.timing = timing
         self.active = active
-        self.story = StoryText(generation.params.variants)
+        self.story = StoryText(generation.params.variants, generation.title)
         self.layout = PageLayout()
         self.message_ids: list[int] = []
         self._shown: list[tuple[str, Phase | None]] = []  # (content, buttons) as Discord has them

@@ -24,17 +24,24 @@ from bot.engine_types import (
     GenerationRequest,
     RequestHandle,
     Row,
+    fit_to_window,
     friendly_error,
     is_out_of_memory,
 )
 from bot.metrics import EngineStats, Metrics, percentile
 from bot.scheduler import FairQueue
 from models.base import StepModel, UnsupportedStrategy
+from models.params import GenerationParams
 from models.sampling import RowSampling, choose_tokens
 
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.05  # how long the idle worker sleeps before looking at the queue again
+DRAIN_POLL_S = 0.05  # how often a shutdown looks whether the running requests are done
+# What every request still waiting or running when the bot stops ends with (an "error" event).
+SHUTTING_DOWN = "the bot is shutting down: try again in a minute"
+# What the requests of a batch whose step failed end with; the reason is friendly_error's.
+STEP_FAILED = "the model failed while writing this paragraph ({reason}): please try again"
 
 
 class _ModelBatch:
@@ -80,6 +87,21 @@ class Engine:
         if self._thread is not None:
             self._thread.join(timeout)
         self._loads.shutdown(wait=False, cancel_futures=True)
+
+    async def drain(self, grace_s: float) -> None:
+        """Shut down gently: fail every waiting request now, give running ones up to `grace_s`
+        seconds to finish, then stop the worker, which fails what still runs. Each failed
+        request ends with an "error" event saying SHUTTING_DOWN. The caller stops submitting."""
+        for handle in self.queue.take(10**9):
+            self._finish_handle(handle, Event("error", text=SHUTTING_DOWN))
+        deadline = time.monotonic() + grace_s
+        while self._busy() and time.monotonic() < deadline:
+            await asyncio.sleep(DRAIN_POLL_S)
+        await asyncio.to_thread(self.stop)
+
+    def _busy(self) -> bool:
+        running = any(not row.done for batch in list(self._batches.values()) for row in batch.rows)
+        return running or len(self.queue) > 0
 
     def preload(self, name: str) -> None:
         """Start loading a model in the background (start-up does not wait for it)."""
@@ -166,15 +188,17 @@ class Engine:
     def _run(self) -> None:
         with torch.inference_mode():
             self._loop_until_stopped()
-        self._fail_everything("the bot is shutting down")
+        self._fail_everything(SHUTTING_DOWN)
 
     def _loop_until_stopped(self) -> None:
         while not self._stop.is_set():
             try:
                 admitted = self._admit()
                 stepped = self._step_all()
-            except Exception:  # the worker must outlive any single failure
+            except Exception as error:  # the worker must outlive any single failure
                 log.exception("generation worker step failed")
+                for batch in list(self._batches.values()):  # their state is unknown now
+                    self._fail_batch(batch, error)
                 admitted = stepped = False
             if not admitted and not stepped:
                 self._wake.wait(IDLE_WAIT_S)
@@ -187,7 +211,7 @@ class Engine:
         taken = self.queue.take(free, accept=lambda h: h.cancelled or self._resolve_model(h) is not None)
         budget = self.prefill_budget
         admitted = False
-        for handle in taken:
+        for index, handle in enumerate(taken):
             if handle.cancelled:
                 self._finish_handle(handle, Event("cancelled"))
                 continue
@@ -195,10 +219,14 @@ class Engine:
             if not model_name:
                 self._finish_handle(handle, Event("error", text=handle.note or "no model is available"))
                 continue
-            budget -= self._start(handle, model_name)
+            try:
+                budget -= self._start(handle, model_name)
+            except Exception:  # the worker fails the batch; the rest must not vanish with it
+                self.queue.requeue_front(taken[index + 1:])
+                raise
             admitted = True
             if budget <= 0:  # the rest waits for the next step, keeping their place in line
-                self.queue.requeue_front([h for h in taken[taken.index(handle) + 1:]])
+                self.queue.requeue_front(taken[index + 1:])
                 break
         return admitted
 
@@ -206,14 +234,15 @@ class Engine:
         """Prefill a request's rows (or run its beam search); returns prompt tokens used."""
         batch = self._batches.get(model_name) or self._batches.setdefault(
             model_name, _ModelBatch(self._models[model_name]))
-        params = handle.request.params
         handle.model_used = model_name
         handle.started_at = time.monotonic()
         handle.deliver(Event("started", text=handle.note or ""))
         try:
-            prompt_ids = batch.model.encode_prompt(handle.request.prompt, params.max_new_tokens)
+            prompt_ids, params = fit_to_window(
+                batch.model.encode_prompt(handle.request.prompt, handle.request.params.max_new_tokens),
+                handle.request.params, batch.model.context_window)
             if params.strategy == "beam":
-                self._beam(handle, batch.model, prompt_ids)
+                self._beam(handle, batch.model, prompt_ids, params)
                 return len(prompt_ids)
             rows = [Row(handle, v, prompt_ids, RowSampling.create(
                 params, batch.model.eos_token_ids,
@@ -226,8 +255,8 @@ class Engine:
         self._advance(batch, rows, logits)
         return len(prompt_ids) * len(rows)
 
-    def _beam(self, handle: RequestHandle, model: StepModel, prompt_ids: list[int]) -> None:
-        p = handle.request.params
+    def _beam(self, handle: RequestHandle, model: StepModel, prompt_ids: list[int],
+              p: GenerationParams) -> None:
         try:
             ids = model.beam_search(prompt_ids, p.num_beams, p.max_new_tokens, p.min_new_tokens,
                                     p.no_repeat_ngram_size, p.repetition_penalty)
@@ -298,12 +327,19 @@ class Engine:
             log.warning("out of memory with %d rows; batch limit now %d", len(batch.rows), self.max_batch)
             return True
         log.error("decode step of %s failed: %s", batch.model.name, friendly_error(error))
-        for row in batch.rows:
-            row.finish(row.text, "error", error=friendly_error(error))
-            self._deliver_final(row)
-        batch.rows = []
-        batch.state = batch.model.new_batch()
+        self._fail_batch(batch, error)
         return False
+
+    def _fail_batch(self, batch: _ModelBatch, error: Exception) -> None:
+        """End the batch's unfinished rows with STEP_FAILED and drop it: the next request for its
+        model starts a fresh batch, so nothing of the failed state is used again."""
+        message = STEP_FAILED.format(reason=friendly_error(error))
+        for row in batch.rows:
+            if not row.done:
+                row.finish(row.text, "error", error=message)
+                self._deliver_final(row)
+        batch.rows = []
+        self._batches = {name: kept for name, kept in self._batches.items() if kept is not batch}
 
     def _rebuild(self, batch: _ModelBatch) -> torch.Tensor:
         """Re-prefill every row (prompt + text so far) in chunks that fit the new limit."""

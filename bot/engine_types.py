@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -17,6 +18,8 @@ if TYPE_CHECKING:
 
 EventKind = Literal["started", "text", "variant_done", "done", "error", "cancelled"]
 TERMINAL = ("done", "error", "cancelled")
+# A prompt cut to fit the context window still leaves room for this many tokens (the shortest length).
+MIN_OUTPUT_ROOM = 8
 
 
 @dataclass(frozen=True)
@@ -156,6 +159,22 @@ class Row:
     def take_pending(self) -> str:
         piece, self.pending_text = self.pending_text, ""
         return piece
+
+
+def fit_to_window(prompt_ids: list[int], params: GenerationParams,
+                  window: int) -> tuple[list[int], GenerationParams]:
+    """The prompt and settings of a request, cut so that prompt plus output fit the context window.
+
+    A position past the window fails the decode step of the whole batch, so one long prompt (a
+    topic in a script the tokenizer splits into bytes, say) must never get there: the prompt
+    keeps its newest tokens, and the length shrinks to the room that is left.
+    """
+    prompt_ids = prompt_ids[-max(1, window - MIN_OUTPUT_ROOM):]
+    room = window - len(prompt_ids)
+    if params.max_new_tokens <= room:
+        return prompt_ids, params
+    return prompt_ids, dataclasses.replace(params, max_new_tokens=room,
+                                           min_new_tokens=min(params.min_new_tokens, room))
 
 
 def is_out_of_memory(error: BaseException) -> bool:

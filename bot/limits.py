@@ -13,3 +13,6 @@ MAX_TOPIC_CHARS = 300  # longer topics are refused with a message (they are prom
 MAX_DIRECTION_CHARS = 200
 THREAD_NAME_CHARS = 90  # Discord allows 100
 COOLDOWN_S = 3.0  # per user, between two /write or /continue
+SHUTDOWN_GRACE_S = 5  # on SIGTERM, running paragraphs get this long to finish before they are cut
+SHUTDOWN_SHOW_S = 10.0  # then their messages get this long to show how they ended, before logout
+PRUNE_INTERVAL_S = 3600.0  # with RETENTION_DAYS set, old history is looked for this often

@@ -6,20 +6,26 @@ render what comes back. Settings layering, permissions, story history and the en
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.engine import Engine
+from bot.engine import SHUTTING_DOWN, Engine
 from bot.engine_types import Event, GenerationRequest, RequestHandle
 from bot.limits import COOLDOWN_S, MAX_DIRECTION_CHARS, MAX_TOPIC_CHARS
 from bot.scheduler import QueueFull, UserBusy
-from bot.storage import Storage, Story, Turn
+from bot.storage import Storage, StorageUnavailable, Story, Turn
 from models.base import Prompt
-from models.params import SETTINGS, GenerationParams, SettingError, parse_setting
+from models.params import SETTINGS, GenerationParams, SettingError, parse_setting, show_value
+
+log = logging.getLogger(__name__)
 
 COMPARE_MODELS = ("smollm2", "lstm", "markov")
+# How a paragraph ends when the database cannot take it; the reason is StorageUnavailable's.
+NOT_SAVED = "I wrote this paragraph but could not save it ({reason}): please try again in a moment."
 SCOPE_NAMES = {"server": "guild", "channel": "channel", "thread": "thread"}
 
 
@@ -33,6 +39,13 @@ class PermissionDenied(UserError):
 
 class NoStory(UserError):
     pass
+
+
+class ShuttingDown(UserError):
+    """The bot takes no new requests: it is on its way out."""
+
+    def __init__(self) -> None:
+        super().__init__(SHUTTING_DOWN)
 
 
 @dataclass(frozen=True)
@@ -66,14 +79,25 @@ class Generation:
     story: Story | None = None
     direction: str | None = None
     replace_last: bool = False
+    title: str = ""
+    """Shown above the text (/compare names each model)."""
     turn: Turn | None = field(default=None, init=False)
 
     async def events(self) -> AsyncIterator[Event]:
-        """Engine events; the final "done" is yielded only after the turn is stored."""
+        """Engine events; the final "done" is yielded only after the turn is stored, and becomes
+        an "error" saying so when the database cannot take it (busy elsewhere, disk full)."""
         async for event in self.handle.events():
             if event.kind == "done" and event.text.strip() and self.kind != "compare":
-                self.turn = await self.service._store(self, event.text)
+                event = await self._stored(event)
             yield event
+
+    async def _stored(self, done: Event) -> Event:
+        try:
+            self.turn = await self.service._store(self, done.text)
+        except StorageUnavailable as error:
+            log.warning("a paragraph for %s was not saved: %s", self.place.conversation_id, error)
+            return Event("error", text=NOT_SAVED.format(reason=error))
+        return done
 
     def position(self) -> int | None:
         return self.handle.position()
@@ -93,6 +117,7 @@ class Service:
         self._clock = clock
         self.cooldown_s = cooldown_s
         self._last_request: dict[int, float] = {}
+        self.accepting = True  # False once shutting down: new paragraphs get ShuttingDown
 
     # -- settings -----------------------------------------------------------------------------
     async def settings_for(self, place: Place) -> GenerationParams:
@@ -125,7 +150,7 @@ class Service:
 
     def _writable_scope(self, place: Place, scope: str) -> tuple[str, int]:
         if scope not in SCOPE_NAMES:
-            raise UserError(f"scope must be server, channel or thread, got {scope!r}")
+            raise UserError(f"scope must be server, channel or thread, got {show_value(scope)}")
         if scope == "server":
             if place.guild_id is None:
                 raise UserError("server defaults can only be set inside a server")
@@ -175,6 +200,8 @@ class Service:
         """The same topic from every backend, each with this channel's other settings."""
         topic = clean_topic(topic)
         base = await self._params(place, None)
+        self._check_accepting()
+        self._check_cooldown(place.user_id)
         generations = []
         for model in models:
             params = base.replace(model=model, variants=1, strategy="sample" if base.strategy == "beam"
@@ -186,7 +213,8 @@ class Service:
                 for started in generations:
                     started.cancel()
                 raise UserError(f"I'm busy: {error}.") from None
-            generations.append(Generation(handle, self, place, "compare", topic, params))
+            generations.append(Generation(handle, self, place, "compare", topic, params, title=model))
+        self._last_request[place.user_id] = self._clock()
         return generations
 
     async def story_here(self, place: Place) -> Story:
@@ -215,6 +243,13 @@ class Service:
             raise PermissionDenied("forgetting history needs the Manage Messages permission")
         return await self.storage.forget(place.conversation_id)
 
+    async def shut_down(self, grace_s: float) -> None:
+        """Refuse new paragraphs, end waiting ones with a message now, let running ones finish for
+        up to `grace_s` seconds and cut the rest with the same message; then the engine is stopped.
+        Storage stays open: paragraphs that finished are still being stored."""
+        self.accepting = False
+        await self.engine.drain(grace_s)
+
     # -- internals ----------------------------------------------------------------------------
     async def _params(self, place: Place, overrides: dict[str, Any] | None) -> GenerationParams:
         params = await self.settings_for(place)
@@ -229,6 +264,7 @@ class Service:
 
     def _submit(self, place: Place, kind: str, topic: str, params: GenerationParams, prompt: Prompt,
                 story: Story | None = None, direction: str | None = None) -> Generation:
+        self._check_accepting()
         self._check_cooldown(place.user_id)
         request = GenerationRequest(prompt, params, fairness_key=str(place.conversation_id),
                                     user_id=place.user_id)
@@ -239,10 +275,14 @@ class Service:
         self._last_request[place.user_id] = self._clock()
         return Generation(handle, self, place, kind, topic, params, story, direction)
 
+    def _check_accepting(self) -> None:
+        if not self.accepting:
+            raise ShuttingDown()
+
     def _check_cooldown(self, user_id: int) -> None:
         last = self._last_request.get(user_id)
         if last is not None and (wait := self.cooldown_s - (self._clock() - last)) > 0:
-            raise UserError(f"slow down a little: try again in {wait:.0f} s")
+            raise UserError(f"slow down a little: try again in {math.ceil(wait)} s")
 
     async def _store(self, generation: Generation, text: str) -> Turn:
         settings = generation.params.to_dict() | {"model": generation.handle.model_used}
@@ -261,7 +301,8 @@ class Service:
 def with_consistent_lengths(current: GenerationParams, changes: dict[str, Any]) -> dict[str, Any]:
     """Asking for fewer tokens than the current minimum lowers the minimum too."""
     length = changes.get("max_new_tokens")
-    if length is not None and "min_new_tokens" not in changes and current.min_new_tokens > length:
+    # Only a number can lower the minimum; anything else is left for validation to refuse.
+    if isinstance(length, int | float) and "min_new_tokens" not in changes and current.min_new_tokens > length:
         return changes | {"min_new_tokens": length}
     return changes
 

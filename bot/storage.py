@@ -11,8 +11,8 @@ import json
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args
@@ -77,6 +77,18 @@ SCHEMA_VERSION = len(MIGRATIONS)
 
 class DatabaseTooNew(RuntimeError):
     """The database file was written by a newer version of the bot than this one."""
+
+
+class StorageUnavailable(RuntimeError):
+    """SQLite refused for a reason outside the bot (another program holds the lock, the disk is
+    full): nothing was changed, and a later try may work. The message is written for users."""
+
+
+# SQLite's primary result codes that mean "not now" rather than a bug, in words for users.
+UNAVAILABLE_REASONS = {
+    sqlite3.SQLITE_BUSY: "the database is busy: another program is using it",
+    sqlite3.SQLITE_FULL: "the disk is full",
+}
 
 
 @dataclass(frozen=True)
@@ -150,6 +162,7 @@ class Storage:
         # One connection is shared by all coroutines, so a transaction must not interleave with
         # another coroutine's statements (they would join it, or read its uncommitted rows).
         self._lock = asyncio.Lock()
+        self._closed = False
 
     @classmethod
     async def open(cls, path: str | Path, *, clock: Callable[[], float] = time.time) -> Storage:
@@ -175,9 +188,27 @@ class Storage:
         return storage
 
     async def close(self) -> None:
-        """Close the connection; pending WAL pages are checkpointed into the main file."""
+        """Checkpoint the WAL into the main file and empty it, then close the connection.
+
+        SQLite checkpoints on the last close anyway; doing it explicitly first means a clean
+        shutdown leaves no WAL to recover even while another process keeps the file open.
+        """
         async with self._lock:
+            if self._closed:  # closing twice is harmless, as with the connection itself
+                return
+            self._closed = True
+            await self._checkpoint()
             await self._conn.close()
+
+    async def _checkpoint(self) -> None:
+        try:
+            async with self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)") as cursor:
+                row = await cursor.fetchone()
+        except sqlite3.Error as error:  # closing must go on: the WAL is still valid, just longer
+            log.warning("WAL checkpoint of %s failed: %s", self.path, error)
+            return
+        if row is not None and row[0]:  # another connection is reading: the WAL stays for now
+            log.info("WAL checkpoint of %s was busy; SQLite finishes it later", self.path)
 
     async def __aenter__(self) -> Storage:
         return self
@@ -194,9 +225,10 @@ class Storage:
         """
         async with self._lock:
             try:
-                await self._conn.execute("BEGIN IMMEDIATE")
-                yield self._conn
-                await self._conn.execute("COMMIT")
+                with _unavailable_as_such():
+                    await self._conn.execute("BEGIN IMMEDIATE")
+                    yield self._conn
+                    await self._conn.execute("COMMIT")
             except BaseException:
                 # Also runs when BEGIN itself was cancelled: aiosqlite still executes a queued
                 # BEGIN, and this ROLLBACK queues behind it, so no transaction outlives the lock.
@@ -214,8 +246,9 @@ class Storage:
 
     async def _fetchall(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         async with self._lock:
-            async with self._conn.execute(sql, params) as cursor:
-                return list(await cursor.fetchall())
+            with _unavailable_as_such():
+                async with self._conn.execute(sql, params) as cursor:
+                    return list(await cursor.fetchall())
 
     async def _fetchone(self, sql: str, params: Sequence[Any] = ()) -> Any:
         rows = await self._fetchall(sql, params)
@@ -414,6 +447,7 @@ class Storage:
             ) as cursor:
                 (turn_count,) = await cursor.fetchone()  # type: ignore[misc]
             await conn.execute(f"DELETE FROM stories WHERE {where}", (channel_id, channel_id))
+        await self._scrub_wal()
         return int(turn_count)
 
     async def prune(self, older_than_days: float, now: float | None = None) -> int:
@@ -433,13 +467,33 @@ class Storage:
                 " AND NOT EXISTS (SELECT 1 FROM turns WHERE turns.story_id = stories.id)",
                 (cutoff,),
             )
+        if deleted:
+            await self._scrub_wal()
         return deleted
+
+    async def _scrub_wal(self) -> None:
+        """After a deletion users asked for, empty the WAL too: its older frames still hold the
+        deleted text until SQLite happens to overwrite them (secure_delete zeroes the main file)."""
+        async with self._lock:
+            await self._checkpoint()
 
     async def counts(self) -> dict[str, int]:
         """Rows per table, for /stats and tests."""
         tables = ("settings", "stories", "turns")
         row = await self._fetchone("SELECT " + ", ".join(f"(SELECT COUNT(*) FROM {t})" for t in tables))
         return dict(zip(tables, map(int, row), strict=True))
+
+
+@contextmanager
+def _unavailable_as_such() -> Iterator[None]:
+    """Raise SQLite's "busy" and "full" as StorageUnavailable; every other error stays as it is."""
+    try:
+        yield
+    except sqlite3.OperationalError as error:
+        reason = UNAVAILABLE_REASONS.get((getattr(error, "sqlite_errorcode", None) or 0) & 0xFF)
+        if reason is None:
+            raise
+        raise StorageUnavailable(reason) from error
 
 
 async def _configure(conn: aiosqlite.Connection) -> None:
@@ -453,6 +507,8 @@ async def _configure(conn: aiosqlite.Connection) -> None:
     # power loss, and a reply the user saw must survive a crash. Writes here are small and rare.
     await conn.execute("PRAGMA synchronous = FULL")
     await conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    # Deleted rows (/forget, retention) are overwritten with zeros, not just marked free.
+    await conn.execute("PRAGMA secure_delete = ON")
 
 
 def _refuse_if_too_new(version: int, path: str) -> None:

@@ -171,14 +171,16 @@ def check_value(spec: SettingSpec, value: Any) -> Any:
         if not isinstance(value, str):
             raise SettingError(f"{spec.name} must be text, got {value!r}")
         if spec.choices and value not in spec.choices:
-            raise SettingError(f"{spec.name} must be {spec.range_text()}, got {_show(value)}")
+            raise SettingError(f"{spec.name} must be {spec.range_text()}, got {show_value(value)}")
         if spec.maximum is not None and len(value) > spec.maximum:
             raise SettingError(f"{spec.name} must be {spec.range_text()}, got {len(value)} characters")
-        if any(ord(ch) < 32 for ch in value):
-            raise SettingError(f"{spec.name} must not contain control characters")
+        # Model names and stop strings are shown in replies and stored: nothing invisible (control,
+        # zero-width, direction marks) and no lone surrogates, which SQLite cannot even encode.
+        if not value.isprintable():
+            raise SettingError(f"{spec.name} must not contain control or invisible characters")
         return value
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise SettingError(f"{spec.name} must be a number from {spec.range_text()}, got {_show(value)}")
+        raise SettingError(f"{spec.name} must be a number from {spec.range_text()}, got {show_value(value)}")
     if isinstance(value, float) and not math.isfinite(value):
         raise SettingError(f"{spec.name} must be a number from {spec.range_text()}, got {value}")
     if spec.kind is int:
@@ -199,7 +201,7 @@ def parse_setting(name: str, text: str) -> tuple[str, Any]:
     key = name.strip().lower().replace("-", "_")
     spec = SETTINGS.get(key)
     if spec is None:
-        raise SettingError(f"unknown setting {_show(name)}; settings are: {', '.join(SETTINGS)}")
+        raise SettingError(f"unknown setting {show_value(name)}; settings are: {', '.join(SETTINGS)}")
     raw = text.strip()
     if spec.optional and raw.lower() in ("", "none", "unset", "random", "off"):
         return key, None
@@ -208,16 +210,17 @@ def parse_setting(name: str, text: str) -> tuple[str, Any]:
             return key, True
         if raw.lower() in _FALSE:
             return key, False
-        raise SettingError(f"{key} must be on or off, got {_show(raw)}")
+        raise SettingError(f"{key} must be on or off, got {show_value(raw)}")
     if spec.kind is str:
         return key, check_value(spec, raw)
     try:
         number: float = float(raw)
     except ValueError:
-        raise SettingError(f"{key} must be a number from {spec.range_text()}, got {_show(raw)}") from None
+        raise SettingError(f"{key} must be a number from {spec.range_text()}, got {show_value(raw)}") from None
     return key, check_value(spec, number)
 
 
-def _show(value: Any) -> str:
+def show_value(value: Any) -> str:
+    """A user's value as a refusal quotes it: escaped, and short whatever was typed."""
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."

@@ -53,11 +53,21 @@ class ScriptedModel:
         self.inner, self.prefix, self.step_delay_s = inner, prefix, step_delay_s
         self.name, self.vocab_size, self.device = inner.name, inner.vocab_size, inner.device
         self.eos_token_ids, self.context_window = inner.eos_token_ids, inner.context_window
+        self._faults: dict[str, list[BaseException]] = {}
+
+    def fail_next(self, method: str, error: BaseException) -> None:
+        """Make the next call of `method` ("decode" or "decode_text") raise `error`, once."""
+        self._faults.setdefault(method, []).append(error)
+
+    def _fault(self, method: str) -> None:
+        if self._faults.get(method):
+            raise self._faults[method].pop(0)
 
     def encode_prompt(self, prompt: Any, max_new_tokens: int) -> list[int]:
         return self.inner.encode_prompt(prompt, max_new_tokens)
 
     def decode_text(self, ids: list[int]) -> str:
+        self._fault("decode_text")
         return self.prefix + self.inner.decode_text(ids)
 
     def new_batch(self) -> Any:
@@ -68,6 +78,7 @@ class ScriptedModel:
 
     def decode(self, batch: Any, tokens: Any) -> Any:
         time.sleep(self.step_delay_s)  # the worker thread's time, not the event loop's
+        self._fault("decode")
         return self.inner.decode(batch, tokens)
 
     def keep(self, batch: Any, rows: list[int]) -> None:
@@ -83,6 +94,7 @@ class DiscordRig:
     def __init__(self, fake: Any, model: Any, model_name: str, database: Path) -> None:
         self.fake, self.model, self.model_name, self.database = fake, model, model_name, database
         self.seed = fake.seed
+        self.scripted: ScriptedModel | None = None  # the model the latest `services` run
 
     @contextlib.asynccontextmanager
     async def services(self, *, prefix: str = "", step_delay_s: float = 0.0, max_batch: int = 8,
@@ -94,7 +106,7 @@ class DiscordRig:
         from bot.service import Service
         from bot.storage import Storage
 
-        scripted = ScriptedModel(self.model, prefix, step_delay_s)
+        scripted = self.scripted = ScriptedModel(self.model, prefix, step_delay_s)
 
         def load(name: str) -> Any:
             if name != self.model_name:
