@@ -23,6 +23,7 @@ from bot.formatting import settings_table, stats_text
 from bot.limits import SHUTDOWN_GRACE_S
 from bot.service import Generation, Place, Service, UserError
 from bot.shutdown import run_until_stopped
+from bot.storage import StorageUnavailable
 from models.params import SETTINGS, SettingError
 
 CONSOLE_PLACE = Place(channel_id=0, user_id=0)
@@ -120,7 +121,7 @@ class Console:
         command, _, rest = line.partition(" ")
         try:
             return await self._dispatch(command.lower().lstrip("/"), rest.strip())
-        except (UserError, SettingError) as error:
+        except (UserError, SettingError, StorageUnavailable) as error:
             self.say(f"Sorry: {error}")
         return True
 

@@ -28,7 +28,7 @@ TURN_KINDS: tuple[str, ...] = get_args(TurnKind)
 # Turns the model wrote; Regenerate may only replace one of these, never a user's words.
 GENERATED_KINDS: tuple[str, ...] = ("write", "continue")
 
-BUSY_TIMEOUT_MS = 5000
+BUSY_TIMEOUT_MS = 2000  # wait this long for a lock: settings replies, which do not defer, must beat Discord's 3 s
 SECONDS_PER_DAY = 86_400.0
 
 # Append-only: never edit a shipped step, add a new one. Step i brings the schema to version i+1.

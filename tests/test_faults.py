@@ -245,7 +245,7 @@ async def locked_by_another_process(database: Path) -> AsyncIterator[None]:
 
 async def test_a_database_locked_by_another_process_is_reported_and_then_recovered_from(
         rig: DiscordRig, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(storage_module, "BUSY_TIMEOUT_MS", 200)  # wait 0.2 s for the lock, not 5
+    monkeypatch.setattr(storage_module, "BUSY_TIMEOUT_MS", 200)  # wait 0.2 s for the lock, not 2
     seed = rig.seed
     async with rig.running() as bot:
         async with locked_by_another_process(rig.database):

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.storage import SCHEMA_VERSION, DatabaseTooNew, Storage
+from bot.storage import BUSY_TIMEOUT_MS, SCHEMA_VERSION, DatabaseTooNew, Storage
 
 DAY = 86_400.0
 
@@ -79,7 +79,7 @@ async def test_connection_enforces_foreign_keys_with_full_sync_and_busy_timeout(
         for name in ("foreign_keys", "synchronous", "busy_timeout"):
             async with conn.execute(f"PRAGMA {name}") as cursor:
                 pragmas[name] = (await cursor.fetchone())[0]
-    assert pragmas == {"foreign_keys": 1, "synchronous": 2, "busy_timeout": 5000}
+    assert pragmas == {"foreign_keys": 1, "synchronous": 2, "busy_timeout": BUSY_TIMEOUT_MS}
 
 
 async def test_reopening_an_up_to_date_database_keeps_its_version(storage: Storage, db_path: Path) -> None:
