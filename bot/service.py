@@ -309,8 +309,9 @@ def with_consistent_lengths(current: GenerationParams, changes: dict[str, Any]) 
 
 def clean_text(text: str, what: str, limit: int) -> str:
     """Collapse whitespace and drop control and zero-width characters; refuse over-long text."""
-    kept = "".join(ch for ch in text if ch.isprintable() or ch in " \t\n")
-    kept = " ".join(kept.replace("\u200b", "").split())
+    # Any space (a no-break or ideographic one too) still separates words; the invisible rest goes.
+    kept = "".join(ch if ch.isprintable() else " " if ch.isspace() else "" for ch in text)
+    kept = " ".join(kept.split())
     if len(kept) > limit:
         raise UserError(f"the {what} is too long ({len(kept)} characters; at most {limit})")
     return kept

@@ -42,10 +42,22 @@ class SettingSpec:
         return f"{_fmt(self.minimum)} to {_fmt(self.maximum)}"
 
 
+MAX_SHOWN_DIGITS = 16  # a longer number is shown in scientific notation
+
+
 def _fmt(value: float | None) -> str:
+    """A bound or a user's number as text: 2 rather than 2.0, and never a wall of digits."""
     if value is None:
         return "?"
-    return str(int(value)) if float(value).is_integer() else str(value)
+    if isinstance(value, float):  # repr switches to scientific notation from 1e16 on
+        return str(int(value)) if value.is_integer() and abs(value) < 10**MAX_SHOWN_DIGITS else str(value)
+    text = str(value)
+    if len(text) <= MAX_SHOWN_DIGITS:
+        return text
+    try:
+        return f"{float(value):g}"
+    except OverflowError:  # beyond any float
+        return f"a number of {len(text)} digits"
 
 
 # Ranges are what the backends handle sensibly and what a Discord message can hold.
@@ -119,8 +131,9 @@ class GenerationParams:
         return self
 
     def replace(self, **changes: Any) -> GenerationParams:
-        """A validated copy with `changes` applied."""
-        return dataclasses.replace(self, **changes).validate()
+        """A validated copy with `changes` applied, each coerced to its setting's type (8.0 -> 8)."""
+        coerced = {k: check_value(SETTINGS[k], v) if k in SETTINGS else v for k, v in changes.items()}
+        return dataclasses.replace(self, **coerced).validate()
 
     @property
     def do_sample(self) -> bool:
