@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from bot.config import DEFAULT_MAX_BATCH
 from bot.engine import Engine
 from bot.engine_types import GenerationRequest
 from bot.metrics import percentile
@@ -185,7 +186,7 @@ def main() -> None:
     parser.add_argument("--device", default="auto")
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"], default="auto")
     parser.add_argument("--rate", type=float, default=8.0, help="Poisson arrivals per second")
-    parser.add_argument("--max-batch", type=int, default=32, help="the engine default (MAX_BATCH)")
+    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="the engine default (MAX_BATCH)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-sequential", action="store_true", help="skip (a), the slowest phase")
     args = parser.parse_args()

@@ -49,12 +49,14 @@ async def run_front(config: Config, storage: Storage, engine: Engine, stop: asyn
     if config.discord_token:
         from bot.discord_bot import run_discord
 
-        await run_discord(config, Service(storage, engine, config.default_model), stop)
+        service = Service(storage, engine, config.default_model, extra_models=config.allowed_models)
+        await run_discord(config, service, stop)
     else:
         from bot.console import Console
 
         log.info("no DISCORD_TOKEN set: starting the offline console")
-        service = Service(storage, engine, config.default_model, cooldown_s=0)
+        service = Service(storage, engine, config.default_model, cooldown_s=0,
+                          extra_models=config.allowed_models)
         await Console(service, grace_s=config.shutdown_grace_s).run(stop=stop)
 
 

@@ -15,6 +15,10 @@ from models.embedded import EMBEDDED_NAME
 DEVICES = ("auto", "cpu", "cuda")
 
 
+# On 2 AVX2 cores SmolLM2 decodes 64 rows in 1.3x the time of 32 (207 against 132 tokens/s).
+DEFAULT_MAX_BATCH = 64
+
+
 class ConfigError(Exception):
     """Invalid configuration; `problems` holds one readable line per bad or missing value."""
 
@@ -40,6 +44,8 @@ class Config:
     """On SIGTERM or Ctrl-C, how long running paragraphs may take to finish before they are cut."""
     retention_days: int = 0
     """Story history older than this many days is deleted; 0 keeps it forever."""
+    allowed_models: tuple[str, ...] = ()
+    """Models members may choose besides the built-in ones and the default (hub ids, folders)."""
 
     def __repr__(self) -> str:  # never let the token reach a log line
         token = "set" if self.discord_token else "unset"
@@ -47,7 +53,8 @@ class Config:
                 f"default_model={self.default_model!r}, device={self.device!r}, "
                 f"dev_guild_id={self.dev_guild_id}, max_batch={self.max_batch}, "
                 f"max_queue={self.max_queue}, max_per_user={self.max_per_user}, "
-                f"shutdown_grace_s={self.shutdown_grace_s}, retention_days={self.retention_days})")
+                f"shutdown_grace_s={self.shutdown_grace_s}, retention_days={self.retention_days}, "
+                f"allowed_models={self.allowed_models})")
 
     __str__ = __repr__
 
@@ -104,12 +111,13 @@ def load_config(environ: dict[str, str] | None = None, dotenv: Path | None = Pat
         default_model=env.get("DEFAULT_MODEL", "").strip() or EMBEDDED_NAME,
         device=device,
         dev_guild_id=integer("DEV_GUILD_ID", None, 1, 2**64 - 1),
-        max_batch=integer("MAX_BATCH", 32, 1, 512) or 32,
+        max_batch=integer("MAX_BATCH", DEFAULT_MAX_BATCH, 1, 512) or DEFAULT_MAX_BATCH,
         max_queue=integer("MAX_QUEUE", 256, 1, 100_000) or 256,
         max_per_user=integer("MAX_PER_USER", 2, 1, 100) or 2,
         log_level=level,
         shutdown_grace_s=integer("SHUTDOWN_GRACE_S", SHUTDOWN_GRACE_S, 0, 600) or 0,
         retention_days=integer("RETENTION_DAYS", 0, 0, 36_500) or 0,
+        allowed_models=tuple(name.strip() for name in env.get("ALLOWED_MODELS", "").split(",") if name.strip()),
     )
     if problems:
         raise ConfigError(problems)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,6 +20,7 @@ from bot.scheduler import QueueFull, UserBusy
 from bot.storage import Storage, StorageUnavailable, Story, Turn
 from models.base import Prompt
 from models.params import SETTINGS, GenerationParams, SettingError, parse_setting, show_value
+from models.registry import BUILT_IN_MODELS
 
 log = logging.getLogger(__name__)
 
@@ -110,10 +111,14 @@ class Service:
     """One instance per process, shared by every front."""
 
     def __init__(self, storage: Storage, engine: Engine, default_model: str,
-                 clock: Callable[[], float] = time.monotonic, cooldown_s: float = COOLDOWN_S) -> None:
+                 clock: Callable[[], float] = time.monotonic, cooldown_s: float = COOLDOWN_S,
+                 extra_models: Sequence[str] = ()) -> None:
         self.storage = storage
         self.engine = engine
         self.default_model = default_model
+        # Members choose among these only: any hub id or folder would let anyone start large
+        # downloads or probe the host's paths. The owner adds more with ALLOWED_MODELS.
+        self.models = tuple(dict.fromkeys((*BUILT_IN_MODELS, default_model, *extra_models)))
         self._clock = clock
         self.cooldown_s = cooldown_s
         self._last_request: dict[int, float] = {}
@@ -128,12 +133,16 @@ class Service:
         for scope, scope_id in layers:
             if scope_id is not None:
                 params = GenerationParams.from_dict(await self.storage.get_settings(scope, scope_id), params)
+        if params.model not in self.models:  # chosen when the owner still offered it
+            params = params.replace(model=self.default_model)
         return params
 
     async def set_setting(self, place: Place, name: str, value: str, scope: str = "channel") -> str:
         """Change one setting at `scope` (server, channel, thread); returns a confirmation."""
         db_scope, scope_id = self._writable_scope(place, scope)
         key, parsed = parse_setting(name, value)
+        if key == "model":
+            self._check_model(parsed)
         current = await self.settings_for(place)
         changes = with_consistent_lengths(current, {key: parsed})
         current.replace(**changes)  # validates cross-field rules such as min <= max
@@ -257,6 +266,8 @@ class Service:
         unknown = [k for k in clean if k not in SETTINGS]
         if unknown:
             raise UserError(f"unknown setting {unknown[0]!r}")
+        if "model" in clean:
+            self._check_model(clean["model"])
         try:
             return params.replace(**with_consistent_lengths(params, clean))
         except SettingError as error:
@@ -278,6 +289,10 @@ class Service:
     def _check_accepting(self) -> None:
         if not self.accepting:
             raise ShuttingDown()
+
+    def _check_model(self, model: object) -> None:
+        if model not in self.models:
+            raise UserError(f"model must be one of {', '.join(self.models)}, got {show_value(model)}")
 
     def _check_cooldown(self, user_id: int) -> None:
         last = self._last_request.get(user_id)

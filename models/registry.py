@@ -8,6 +8,8 @@ import torch
 
 from models.base import StepModel
 
+BUILT_IN_MODELS = ("smollm2", "lstm", "markov")
+"""Offered in every server: they ship with the project and load offline."""
 DATA = Path(__file__).resolve().parent.parent / "data"
 LSTM_CHECKPOINT = DATA / "lstm"
 CORPUS = DATA / "corpus.jsonl"

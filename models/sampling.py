@@ -15,6 +15,7 @@ import torch
 from models.params import GenerationParams
 
 NEG_INF = float("-inf")
+CANDIDATES = 256  # tokens sorted for a top-p row without top-k (see _draw)
 
 
 @dataclass
@@ -101,30 +102,50 @@ def choose_tokens(logits: torch.Tensor, rows: list[RowSampling]) -> list[int]:
 
 def _sample_rows(logits: torch.Tensor, rows: list[RowSampling]) -> list[int]:
     """Temperature, top-k and top-p per row, then one draw per row from its own generator."""
-    vocab = logits.shape[-1]
     temps = torch.tensor([r.params.temperature for r in rows], dtype=logits.dtype, device=logits.device)
-    logits = logits / temps[:, None]  # -inf stays -inf: masked tokens stay impossible
+    return _draw(logits / temps[:, None], rows, CANDIDATES)  # -inf stays -inf: masked stays impossible
+
+
+def _draw(logits: torch.Tensor, rows: list[RowSampling], candidates: int) -> list[int]:
+    """Top-k, then top-p within it, then a seeded draw per row.
+
+    A row without top-k (top-p alone) would need its whole vocabulary sorted, the costliest part
+    of a step; its nucleus almost always lies within the best `candidates` tokens, so only those
+    are sorted, and a row whose nucleus reaches past them is drawn again from everything.
+    """
+    vocab = logits.shape[-1]
     ks = [r.params.effective_top_k or vocab for r in rows]
+    top_p = [r.params.effective_top_p for r in rows]
+    capped = [k >= vocab and p < 1.0 and candidates < vocab for k, p in zip(ks, top_p, strict=True)]
+    ks = [min(k, candidates) if cap else k for k, cap in zip(ks, capped, strict=True)]
     k_max = min(max(ks), vocab)
-    # Sorting only the k_max best keeps a step cheap when every row has a top-k.
     values, indices = torch.topk(logits, k_max, dim=-1, sorted=True)  # (B, K)
     ranks = torch.arange(k_max, device=logits.device)[None, :]
-    k_tensor = torch.tensor(ks, device=logits.device)[:, None]
-    values = values.masked_fill(ranks >= k_tensor, NEG_INF)
-    top_p = torch.tensor([r.params.effective_top_p for r in rows], dtype=logits.dtype, device=logits.device)
-    probs = torch.softmax(values, dim=-1)
+    values = values.masked_fill(ranks >= torch.tensor(ks, device=logits.device)[:, None], NEG_INF)
+    # Probabilities among what top-k keeps: a capped row's candidates share the whole vocabulary's mass.
+    capped_t = torch.tensor(capped, device=logits.device)
+    norm = torch.where(capped_t, torch.logsumexp(logits, dim=-1), torch.logsumexp(values, dim=-1))
+    probs = torch.exp(values - norm[:, None])
+    p_t = torch.tensor(top_p, dtype=probs.dtype, device=logits.device)[:, None]
     before = probs.cumsum(dim=-1) - probs  # probability mass strictly before each token
-    values = values.masked_fill(before >= top_p[:, None], NEG_INF)  # the best token always stays
-    probs = torch.softmax(values, dim=-1)
+    probs = probs.masked_fill(before >= p_t, 0.0)  # the best token always stays
+    redo = [i for i, cap in enumerate(capped) if cap and float(probs[i].sum()) < top_p[i]]
     # One transfer, then a few scalar operations per row on the CPU.
     cumulative = probs.double().cumsum(dim=-1).cpu()
-    values, indices = values.cpu(), indices.cpu()
+    indices = indices.cpu()
     picks: list[int] = []
     for i, row in enumerate(rows):
         u = torch.rand(1, generator=row.generator, dtype=torch.float64).item() * float(cumulative[i, -1])
-        position = int(torch.searchsorted(cumulative[i], torch.tensor([u], dtype=torch.float64)))
+        if i in redo:
+            picks.append(-1)
+            continue
+        position = int(torch.searchsorted(cumulative[i], torch.tensor([u], dtype=torch.float64), right=True))
         position = min(position, k_max - 1)
-        while values[i, position] == NEG_INF and position > 0:  # float edge at the tail
+        while probs[i, position] == 0 and position > 0:  # float edge at the tail
             position -= 1
         picks.append(int(indices[i, position]))
+    if redo:  # rare: a flat distribution whose nucleus is wider than the candidates
+        again = _draw(logits[redo], [rows[i] for i in redo], vocab)
+        for i, token in zip(redo, again, strict=True):
+            picks[i] = token
     return picks

@@ -26,6 +26,12 @@ def test_dotenv_is_read_and_the_environment_wins(tmp_path: Path) -> None:
     assert (config.default_model, config.max_batch, config.device) == ("lstm", 8, "cpu")
 
 
+def test_allowed_models_are_a_comma_separated_list(tmp_path: Path) -> None:
+    config = load_config({"ALLOWED_MODELS": " gpt2, ./finetuned ,,"}, dotenv=tmp_path / "missing.env")
+    assert config.allowed_models == ("gpt2", "./finetuned")
+    assert load_config({}, dotenv=tmp_path / "missing.env").allowed_models == ()
+
+
 def test_every_problem_is_listed(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as error:
         load_config({"DEVICE": "tpu", "MAX_BATCH": "lots", "DEV_GUILD_ID": "-1"}, dotenv=None)

@@ -45,7 +45,9 @@ async def test_out_of_range_values_and_wrong_scopes_get_clear_refusals(rig: Disc
         unknown = await answer(rig, general, rig.seed.admin.id, "set", {"name": "colour", "value": "red"})
         no_thread = await answer(rig, general, rig.seed.admin.id, "set",
                                  {"name": "top_k", "value": "5", "scope": "thread"})
+        not_offered = await answer(rig, general, rig.seed.admin.id, "set", {"name": "model", "value": "gpt2-xl"})
     assert too_hot.content == "Sorry: temperature must be in 0.05 to 2, got 5"
+    assert not_offered.content.startswith("Sorry: model must be one of smollm2, lstm, markov")
     assert unknown.content.startswith("Sorry: unknown setting 'colour'; settings are: model, strategy")
     assert no_thread.content == "Sorry: thread settings can only be set inside a thread"
     assert too_hot.ephemeral and unknown.ephemeral and no_thread.ephemeral

@@ -150,11 +150,21 @@ async def test_write_inside_a_story_thread_continues_that_story(rig: DiscordRig)
 
 
 async def test_an_unavailable_model_falls_back_and_says_so(rig: DiscordRig) -> None:
-    async with rig.running():
+    async with rig.running():  # the rig loads only its tiny model: lstm is offered but fails to load
         ix = await rig.slash(rig.seed.general.id, rig.seed.user.id, "write",
-                             {"topic": "tea", "model": "no-such-model", "strategy": "greedy", "length": 12})
+                             {"topic": "tea", "model": "lstm", "strategy": "greedy", "length": 12})
         final = await rig.final(ix)
-    assert final.content.startswith("*model no-such-model is not available")
+    assert final.content.startswith("*model lstm is not available")
+
+
+async def test_a_model_the_owner_does_not_offer_is_refused_and_nothing_loads(rig: DiscordRig) -> None:
+    async with rig.running() as bot:
+        ix = await rig.slash(rig.seed.general.id, rig.seed.user.id, "write",
+                             {"topic": "tea", "model": "/etc", "length": 12})
+        final = await rig.final(ix)
+        loaded = bot.service.engine.stats().models
+    assert final.content.startswith("Sorry: model must be one of smollm2, lstm, markov")
+    assert "'/etc'" in final.content and "/etc" not in loaded
 
 
 async def test_commands_are_synced_to_the_dev_guild_and_refuse_dms(rig: DiscordRig) -> None:
