@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.engine import RssSampler
-from bot.config import Config
+from bot.config import DEFAULT_MAX_BATCH, Config
 from bot.discord_bot import StoryBot
 from bot.discord_stream import STARTING, WAITING
 from bot.discord_views import CONTINUE_ID, REGENERATE_ID
@@ -301,7 +301,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=100, help="members sending them (default 100)")
     parser.add_argument("--model", default="smollm2", help="smollm2, lstm, markov, a hub id or a folder")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--max-batch", type=int, default=32, help="MAX_BATCH (default 32)")
+    parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help=f"MAX_BATCH (default {DEFAULT_MAX_BATCH})")
     parser.add_argument("--max-queue", type=int, default=256, help="MAX_QUEUE (default 256)")
     parser.add_argument("--max-per-user", type=int, default=2, help="MAX_PER_USER (default 2)")
     parser.add_argument("--drain", type=float, default=600.0,

@@ -210,8 +210,11 @@ class Engine:
             return False
         taken = self.queue.take(free, accept=lambda h: h.cancelled or self._resolve_model(h) is not None)
         budget = self.prefill_budget
-        admitted = False
+        groups: dict[str, list[tuple[RequestHandle, list[int], GenerationParams]]] = {}
         for index, handle in enumerate(taken):
+            if budget <= 0:  # the rest waits for the next step, keeping their place in line
+                self.queue.requeue_front(taken[index:])
+                break
             if handle.cancelled:
                 self._finish_handle(handle, Event("cancelled"))
                 continue
@@ -219,19 +222,23 @@ class Engine:
             if not model_name:
                 self._finish_handle(handle, Event("error", text=handle.note or "no model is available"))
                 continue
+            prepared = self._prepare(handle, model_name)
+            if prepared is not None:
+                groups.setdefault(model_name, []).append(prepared)
+                budget -= len(prepared[1]) * prepared[2].variants
+        started = list(groups.items())
+        for index, (model_name, starts) in enumerate(started):
             try:
-                budget -= self._start(handle, model_name)
-            except Exception:  # the worker fails the batch; the rest must not vanish with it
-                self.queue.requeue_front(taken[index + 1:])
+                self._start_rows(self._batches[model_name], starts)
+            except Exception:  # the worker fails the batch; the others must not vanish with it
+                self.queue.requeue_front([handle for _, rest in started[index + 1:] for handle, _, _ in rest])
                 raise
-            admitted = True
-            if budget <= 0:  # the rest waits for the next step, keeping their place in line
-                self.queue.requeue_front(taken[index + 1:])
-                break
-        return admitted
+        return bool(taken)
 
-    def _start(self, handle: RequestHandle, model_name: str) -> int:
-        """Prefill a request's rows (or run its beam search); returns prompt tokens used."""
+    def _prepare(self, handle: RequestHandle, model_name: str
+                 ) -> tuple[RequestHandle, list[int], GenerationParams] | None:
+        """Announce the start and encode the prompt; a beam search runs here, on its own path.
+        Returns what `_start_rows` needs, or None when the request already ended."""
         batch = self._batches.get(model_name) or self._batches.setdefault(
             model_name, _ModelBatch(self._models[model_name]))
         handle.model_used = model_name
@@ -241,19 +248,30 @@ class Engine:
             prompt_ids, params = fit_to_window(
                 batch.model.encode_prompt(handle.request.prompt, handle.request.params.max_new_tokens),
                 handle.request.params, batch.model.context_window)
-            if params.strategy == "beam":
-                self._beam(handle, batch.model, prompt_ids, params)
-                return len(prompt_ids)
-            rows = [Row(handle, v, prompt_ids, RowSampling.create(
-                params, batch.model.eos_token_ids,
-                None if params.seed is None else params.seed + v)) for v in range(params.variants)]
-            logits = batch.model.prefill(batch.state, [prompt_ids] * len(rows))
+            if params.strategy != "beam":
+                return handle, prompt_ids, params
+            self._beam(handle, batch.model, prompt_ids, params)
         except Exception as error:
             self._fail_rows_of(handle, batch, error)
-            return 0
+        return None
+
+    def _start_rows(self, batch: _ModelBatch,
+                    starts: list[tuple[RequestHandle, list[int], GenerationParams]]) -> None:
+        """Prefill new requests' rows together (one join of the batch state, not one each)."""
+        rows = [Row(handle, v, prompt_ids, RowSampling.create(
+            params, batch.model.eos_token_ids, None if params.seed is None else params.seed + v))
+            for handle, prompt_ids, params in starts for v in range(params.variants)]
+        try:
+            logits = batch.model.prefill(batch.state, [row.prompt_ids for row in rows])
+        except Exception as error:
+            if len(starts) == 1:
+                self._fail_rows_of(starts[0][0], batch, error)
+                return
+            for start in starts:  # one at a time, so a bad prompt fails only its own request
+                self._start_rows(batch, [start])
+            return
         batch.rows.extend(rows)
         self._advance(batch, rows, logits)
-        return len(prompt_ids) * len(rows)
 
     def _beam(self, handle: RequestHandle, model: StepModel, prompt_ids: list[int],
               p: GenerationParams) -> None:
@@ -303,7 +321,11 @@ class Engine:
                 row.first_token_at = time.monotonic()
                 if row.variant == 0:
                     self.metrics.ttft.append(row.first_token_at - row.handle.submitted_at)
-            row.step(token, batch.model)
+            try:
+                row.step(token, batch.model)
+            except Exception as error:  # the tokenizer, say: it concerns this row only
+                log.error("row of request %s failed: %s", row.handle.id, friendly_error(error))
+                row.finish(row.text, "error", error=STEP_FAILED.format(reason=friendly_error(error)))
             if row.finished_reason or row.handle.cancelled:
                 self._deliver_final(row)
             elif row.pending_text:
