@@ -216,3 +216,15 @@ def test_ngram_ban_names_the_word_that_would_repeat_a_trigram() -> None:
 )
 def test_words_join_back_into_the_original_spacing(text: str) -> None:
     assert detokenize(split_words(text)) == text
+
+
+def test_the_shipped_checkpoint_beats_markov_and_writes_about_its_own_topic() -> None:
+    """The acceptance figures of data/lstm, measured again on its own held-out split."""
+    from models.lstm.evaluate import compare
+    from models.registry import CORPUS, LSTM_CHECKPOINT
+
+    results = compare([CORPUS], LSTM_CHECKPOINT / "best.pt", seed=0)
+    ppl = results["comparison"]["heldout_perplexity"]
+    assert ppl["lstm"] < min(v for k, v in ppl.items() if k.startswith("markov"))
+    lstm = results["topicality"]["lstm"]  # held-out topics: never seen in training
+    assert lstm["own_topic_overlap"] > 5 * lstm["other_topic_overlap"]
