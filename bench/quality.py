@@ -25,8 +25,9 @@ from bot.engine import Engine
 from bot.engine_types import GenerationRequest
 from models.base import Prompt
 from models.hf import HFStepModel, load_hf_model
+from models.lstm.evaluate import heldout_perplexities
 from models.params import GenerationParams
-from models.registry import load_model
+from models.registry import CORPUS, LSTM_CHECKPOINT, load_model
 
 # The classic notebook settings the project's defaults must match or beat.
 CLASSIC = GenerationParams(strategy="sample", temperature=0.7, top_k=50, top_p=0.95, no_repeat_ngram_size=2,
@@ -156,6 +157,9 @@ def main() -> None:
         s = score(topics, texts, embedder, judge, args.seed)
         print(f"{name:10} {s.topicality:8.3f} {s.shuffled:8.3f} {s.perplexity:8.1f} {s.distinct_2:7.3f} "
               f"{s.repeated_4:6.3f} {s.words:6.1f} {time.perf_counter() - began:5.0f}s", flush=True)
+    ppl, *_ = heldout_perplexities([CORPUS], LSTM_CHECKPOINT / "best.pt")
+    print("held-out perplexity (the LSTM's split of data/corpus.jsonl, its vocabulary): "
+          + ", ".join(f"{name} {value:.1f}" for name, value in ppl.items()))
 
 
 if __name__ == "__main__":

@@ -99,7 +99,7 @@ class GenerationParams:
     """Nucleus sampling: the smallest set of tokens whose probability reaches top_p."""
     num_beams: int = 4
     """Beams kept by beam search."""
-    no_repeat_ngram_size: int = 3
+    no_repeat_ngram_size: int = 2
     """An n-gram of this size never appears twice; 0 disables."""
     repetition_penalty: float = 1.1
     """CTRL-style penalty on every token already in the text; 1.0 disables."""

@@ -104,8 +104,10 @@ def sample(
     return [backend.decode_text(ids) for ids in out]
 
 
-def compare(corpus: list[Path], checkpoint: Path, seed: int = 0) -> dict[str, Any]:
-    """Perplexities and topicality figures for an LSTM checkpoint on its own held-out split."""
+def heldout_perplexities(corpus: list[Path], checkpoint: Path
+                         ) -> tuple[dict[str, float], LSTMBackend, dict[int, MarkovChain], list[Example]]:
+    """The LSTM's and Markov chains' perplexity on the checkpoint's own held-out split; also
+    the models and that split, for further measures."""
     lstm = LSTMBackend.load(checkpoint)
     meta = torch.load(checkpoint, map_location="cpu", weights_only=True)["train_config"]
     train, val = split_examples(load_examples(corpus), meta["val_fraction"], meta["split_seed"])
@@ -116,6 +118,13 @@ def compare(corpus: list[Path], checkpoint: Path, seed: int = 0) -> dict[str, An
     chains = {o: MarkovChain.train(train, vocab, o) for o in MARKOV_ORDERS}
     for order, chain in chains.items():
         ppl[f"markov_order{order}"] = round(chain.perplexity(val), 2)
+    return ppl, lstm, chains, val
+
+
+def compare(corpus: list[Path], checkpoint: Path, seed: int = 0) -> dict[str, Any]:
+    """Perplexities and topicality figures for an LSTM checkpoint on its own held-out split."""
+    ppl, lstm, chains, val = heldout_perplexities(corpus, checkpoint)
+    train_paragraphs = len(load_examples(corpus)) - len(val)
     topics = sorted({e.topic for e in val})
     reference = _first_per_topic(val, topics)
     texts = {
@@ -130,7 +139,7 @@ def compare(corpus: list[Path], checkpoint: Path, seed: int = 0) -> dict[str, An
             "heldout_perplexity": ppl,
             "heldout_paragraphs": len(val),
             "heldout_topics": len(topics),
-            "train_paragraphs": len(train),
+            "train_paragraphs": train_paragraphs,
         },
         "topicality": {
             **topical,
