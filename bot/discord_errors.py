@@ -9,6 +9,7 @@ import secrets
 import discord
 from discord import app_commands
 
+from bot.formatting import defuse_mentions
 from bot.service import UserError
 from bot.storage import StorageUnavailable
 from models.params import SettingError
@@ -74,6 +75,7 @@ async def reply_privately(interaction: discord.Interaction, text: str) -> None:
     placeholder, so the reply replaces it there (unless a stream already took it over).
     """
     response = interaction.response
+    text = defuse_mentions(text)  # refusals quote what members typed
     try:
         if not response.is_done():
             await response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)

@@ -358,9 +358,11 @@ async def test_a_topic_with_colons_and_a_url_is_text_not_options(service: Servic
     out = io.StringIO()
     line = "/write topic: Chapter 1: the storm at https://example.com model: nowhere length: 8"
     await Console(service, out=out, place=IN_CHANNEL).handle(line)
+    # "model:" was read as the option it is: a model the owner does not offer is refused by name.
+    assert "model must be one of" in out.getvalue() and "got 'nowhere'" in out.getvalue()
+    await Console(service, out=out, place=IN_CHANNEL).handle(line.replace(" model: nowhere", ""))
     story = await service.storage.latest_story(CHANNEL)
     assert story is not None and story.topic == "Chapter 1: the storm at https://example.com"
-    assert "model nowhere is not available" in out.getvalue()
 
 
 async def test_an_unclosed_quote_in_the_console_gets_a_clear_answer(service: Service) -> None:

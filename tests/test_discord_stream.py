@@ -30,6 +30,7 @@ class ScriptedGeneration:
         self.place = Place(channel_id=0, user_id=1)
         self.turn: Any = None
         self.story: Any = None
+        self.title = ""
 
     async def events(self) -> AsyncIterator[Event]:
         for event in self.script:
