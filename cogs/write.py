@@ -81,7 +81,8 @@ class Write(commands.Cog):
         if story is None or generation.kind != "write":
             return
         channel = interaction.channel
-        if generation.place.thread_id is not None or not isinstance(channel, discord.TextChannel):
+        if (generation.place.thread_id is not None or not isinstance(channel, discord.TextChannel)
+                or not generation.params.story_threads):
             await self.service.attach(story.id, thread_id=generation.place.thread_id,
                                       message_id=first_message_id)
             return

@@ -76,6 +76,7 @@ _SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("seed", int, "Random seed for repeatable text (unset = random)", 0, 2**31 - 1, optional=True),
     SettingSpec("stop_at_paragraph", bool, "Stop at the end of the first paragraph"),
     SettingSpec("stop", str, "Stop when this text appears (empty = none)", maximum=40),
+    SettingSpec("story_threads", bool, "Open a thread for each new story written in a text channel"),
 )
 SETTINGS: dict[str, SettingSpec] = {spec.name: spec for spec in _SPECS}
 
@@ -115,6 +116,9 @@ class GenerationParams:
     """Stop at the first blank line after min_new_tokens."""
     stop: str = ""
     """Stop when this string appears (not included in the output)."""
+    story_threads: bool = True
+    """Where /write starts a story in a text channel, open a thread for it (not a model setting:
+    the Discord front reads it; it lives here so it layers like every other setting)."""
 
     extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
     """Backend-specific hints that are not user settings (e.g. ignore_eos for benchmarks)."""

@@ -47,6 +47,23 @@ async def test_a_new_story_gets_a_thread_named_after_its_topic(rig: DiscordRig) 
     assert [t.text for t in turns] == [final.content] and place.conversation_id == thread.id
 
 
+async def test_with_story_threads_off_the_story_stays_in_the_channel(rig: DiscordRig) -> None:
+    general = rig.seed.general.id
+    async with rig.running(settings={**DISCORD_TEST_SETTINGS, "story_threads": False}) as bot:
+        ix = await rig.slash(general, rig.seed.user.id, "write", {"topic": "a quiet harbour"})
+        final = await rig.final(ix)
+        story = await rig.until(lambda: bot.service.storage.latest_story(general))
+        await rig._settle()
+        buttons = button_ids(final)
+        follow = await rig.click(general, rig.seed.user.id, final.id, CONTINUE_ID)
+        after = await rig.final_in(general, after=final.id)
+        turns = await bot.service.storage.turns(story.id)
+    assert rig.fake.threads_of(general) == [] and story.thread_id is None and story.message_id == final.id
+    assert buttons == [CONTINUE_ID, REGENERATE_ID] and follow is not None
+    assert [t.text for t in turns] == [final.content, after.content]  # Continue goes on in the channel
+    assert after.channel_id == general and button_ids(after) == [CONTINUE_ID, REGENERATE_ID]
+
+
 async def test_generated_mentions_ping_nobody(rig: DiscordRig) -> None:
     role, user = rig.seed.mod.id, rig.seed.admin.id
     prefix = f"Hey @everyone and @here, <@&{role}> and <@{user}> and <@!{user}>: "
