@@ -217,11 +217,11 @@ class Service:
                                   and model == "markov" else base.strategy)
             request = GenerationRequest(Prompt(topic), params, fairness_key=str(place.conversation_id))
             try:
-                handle = self.engine.submit(request)
-            except (QueueFull, UserBusy) as error:
+                handle = self._enqueue(request)
+            except UserError:
                 for started in generations:
                     started.cancel()
-                raise UserError(f"I'm busy: {error}.") from None
+                raise
             generations.append(Generation(handle, self, place, "compare", topic, params, title=model))
         self._last_request[place.user_id] = self._clock()
         return generations
@@ -279,12 +279,16 @@ class Service:
         self._check_cooldown(place.user_id)
         request = GenerationRequest(prompt, params, fairness_key=str(place.conversation_id),
                                     user_id=place.user_id)
-        try:
-            handle = self.engine.submit(request)
-        except (QueueFull, UserBusy) as error:
-            raise UserError(f"I'm busy: {error}.") from None
+        handle = self._enqueue(request)
         self._last_request[place.user_id] = self._clock()
         return Generation(handle, self, place, kind, topic, params, story, direction)
+
+    def _enqueue(self, request: GenerationRequest) -> RequestHandle:
+        """Hand a request to the engine; a full queue or a busy user becomes a friendly UserError."""
+        try:
+            return self.engine.submit(request)
+        except (QueueFull, UserBusy) as error:
+            raise UserError(f"I'm busy: {error}.") from None
 
     def _check_accepting(self) -> None:
         if not self.accepting:
