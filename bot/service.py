@@ -242,10 +242,7 @@ class Service:
 
     async def attach(self, story_id: int, *, thread_id: int | None = None, message_id: int | None = None) -> None:
         """Record where a story lives on Discord (its thread and first message)."""
-        if thread_id is not None:
-            await self.storage.set_story_thread(story_id, thread_id)
-        if message_id is not None:
-            await self.storage.set_story_message(story_id, message_id)
+        await self.storage.set_story_home(story_id, thread_id=thread_id, message_id=message_id)
 
     async def forget(self, place: Place) -> int:
         if not place.can_manage_messages:

@@ -336,18 +336,15 @@ class Storage:
             ) as cursor:
                 return _story(await cursor.fetchone())  # type: ignore[arg-type]
 
-    async def set_story_thread(self, story_id: int, thread_id: int | None) -> None:
-        """Attach the story to the thread it continues in. Raises LookupError for an unknown story."""
-        await self._update_story(story_id, "thread_id", thread_id)
-
-    async def set_story_message(self, story_id: int, message_id: int | None) -> None:
-        """Remember the message that started the story. Raises LookupError for an unknown story."""
-        await self._update_story(story_id, "message_id", message_id)
-
-    async def _update_story(self, story_id: int, column: str, value: int | None) -> None:
+    async def set_story_home(self, story_id: int, *, thread_id: int | None = None,
+                             message_id: int | None = None) -> None:
+        """Record the thread a story continues in and the message that started it, in one update
+        so that a reader never sees one without the other. None leaves a column as it is.
+        Raises LookupError for an unknown story."""
         async with self.transaction() as conn:
-            # column is one of our own literals above, never user input.
-            cursor = await conn.execute(f"UPDATE stories SET {column} = ? WHERE id = ?", (value, story_id))
+            cursor = await conn.execute(
+                "UPDATE stories SET thread_id = COALESCE(?, thread_id), message_id = COALESCE(?, message_id)"
+                " WHERE id = ?", (thread_id, message_id, story_id))
             if cursor.rowcount == 0:
                 raise LookupError(f"no story with id {story_id}")
 

@@ -141,13 +141,13 @@ class DiscordRig:
                                timing=timing or StreamTiming(**DISCORD_TEST_TIMING), **FAST_CLIENT_OPTIONS)
             async with running_client(bot, self.fake.token):
                 yield bot
-                await self._settle()
+                await self.settle()
         # Checked after every Discord test: nothing the bot sent or edited could ping anyone.
         unsafe = [c.summary() for c in self.payloads() if self.message_of(c).get("allowed_mentions") != {"parse": []}]
         assert not unsafe, f"message payloads without allowed_mentions none: {unsafe}"
 
     @staticmethod
-    async def _settle(timeout: float = 5.0) -> None:
+    async def settle(timeout: float = 5.0) -> None:
         """Let commands and clicks still running (a thread being opened, say) finish first."""
         prefixes = ("CommandTree-invoker", "discord-ui-view-dispatch", "discord.py: on_")
         busy = [t for t in asyncio.all_tasks() if t.get_name().startswith(prefixes) and not t.done()]

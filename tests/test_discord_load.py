@@ -36,7 +36,7 @@ async def test_fifty_concurrent_writes_are_each_deferred_and_answered_exactly_on
 
         sent = await asyncio.gather(*(write(i) for i in range(USERS)))
         finals = [await rig.final(ix, timeout=30) for _, ix in sent]
-        await rig._settle()
+        await rig.settle()
         stories = [await bot.service.storage.latest_story(ch) for ch in channels]
         counts = await bot.service.storage.counts()
 

@@ -76,7 +76,7 @@ async def test_regenerate_on_an_older_paragraph_is_refused(rig: DiscordRig) -> N
         first, _ = await start_story(rig, bot)
         await rig.click(rig.seed.general.id, rig.seed.user.id, first.id, CONTINUE_ID)
         await rig.final_in(first.id)
-        await rig._settle()  # the Continue click still holds the story until its handler ends
+        await rig.settle()  # the Continue click still holds the story until its handler ends
         old = await rig.click(rig.seed.general.id, rig.seed.user.id, first.id, REGENERATE_ID)
         (answer,) = await old.wait_for_followups()
     assert answer.ephemeral and answer.content.startswith("Sorry: only the newest paragraph")

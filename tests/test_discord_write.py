@@ -52,8 +52,8 @@ async def test_with_story_threads_off_the_story_stays_in_the_channel(rig: Discor
     async with rig.running(settings={**DISCORD_TEST_SETTINGS, "story_threads": False}) as bot:
         ix = await rig.slash(general, rig.seed.user.id, "write", {"topic": "a quiet harbour"})
         final = await rig.final(ix)
+        await rig.settle()  # the /write handler attaches the message to the story after the last edit
         story = await rig.until(lambda: bot.service.storage.latest_story(general))
-        await rig._settle()
         buttons = button_ids(final)
         follow = await rig.click(general, rig.seed.user.id, final.id, CONTINUE_ID)
         after = await rig.final_in(general, after=final.id)

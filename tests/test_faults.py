@@ -109,7 +109,7 @@ async def test_ten_percent_429s_and_5xx_on_every_call_still_end_each_write_compl
         sent = await asyncio.gather(*(write(rig, channels[i % len(channels)], user, f"topic {i}")
                                       for i, user in enumerate(users)))
         finals = [await rig.final(ix, timeout=30) for ix in sent]
-        await rig._settle()
+        await rig.settle()
         fake.faults.clear()
         injected = Counter(c.status for c in fake.calls if c.injected)
         stored = [await stored_turns(rig, bot.service.storage, final) for final in finals]
@@ -189,7 +189,7 @@ async def test_a_worker_failure_mid_batch_tells_the_writers_it_concerns_and_the_
         assert rig.scripted is not None
         rig.scripted.fail_next(failing, RuntimeError("CUDA error: an illegal memory access"))
         finals = [await rig.final(ix) for ix in sent]
-        await rig._settle()
+        await rig.settle()
         counts = await bot.service.storage.counts()
         await serves_a_fresh_write(rig, bot, rig.seed.general.id)
     failed = [f for f in finals if f.content.rsplit("\n\n", 1)[-1].startswith(

@@ -136,7 +136,7 @@ async def test_story_and_turns_round_trip(storage: Storage, clock: FakeClock) ->
     story = await storage.create_story(
         guild_id=None, channel_id=10, author_id=7, topic="a lighthouse", model="tiny", message_id=99
     )
-    await storage.set_story_thread(story.id, 20)
+    await storage.set_story_home(story.id, thread_id=20)
     first = await storage.add_turn(
         story.id, kind="write", text="It was dark.", settings={"t": 0.8}, author_id=7
     )
@@ -215,7 +215,7 @@ async def test_replace_last_turn_without_a_generated_turn_raises_lookup_error(st
 
 async def test_updating_an_unknown_story_or_turn_raises_lookup_error(storage: Storage) -> None:
     with pytest.raises(LookupError):
-        await storage.set_story_message(404, 1)
+        await storage.set_story_home(404, message_id=1)
     with pytest.raises(LookupError):
         await storage.set_turn_messages(404, [1])
 
