@@ -306,9 +306,11 @@ class Service:
         if generation.replace_last and generation.story is not None:
             return await self.storage.replace_last_turn(generation.story.id, text=text, settings=settings)
         if generation.story is None:
-            generation.story = await self.storage.create_story(
+            generation.story, turn = await self.storage.start_story(
                 guild_id=place.guild_id, channel_id=place.conversation_id, author_id=place.user_id,
-                topic=generation.topic, model=generation.handle.model_used or generation.params.model)
+                topic=generation.topic, model=generation.handle.model_used or generation.params.model,
+                kind=generation.kind, text=text, settings=settings)  # type: ignore[arg-type]
+            return turn
         return await self.storage.add_turn(generation.story.id, kind=generation.kind, text=text,  # type: ignore[arg-type]
                                            settings=settings, author_id=place.user_id,
                                            direction=generation.direction)

@@ -380,18 +380,35 @@ class Storage:
         direction: str | None = None,
     ) -> Turn:
         """Append a turn at the story's next position (0 for the first)."""
+        async with self.transaction() as conn:
+            return await self._insert_turn(conn, story_id, kind, text, settings, author_id, direction)
+
+    async def start_story(self, *, guild_id: int | None, channel_id: int, author_id: int, topic: str,
+                          model: str, kind: TurnKind, text: str, settings: dict[str, Any]) -> tuple[Story, Turn]:
+        """Record a new story together with its first turn: if the turn cannot be saved (disk
+        full, a lock held elsewhere), no empty story is left behind either."""
+        async with self.transaction() as conn:
+            async with conn.execute(
+                "INSERT INTO stories (guild_id, channel_id, author_id, topic, model, created_at)"
+                f" VALUES (?, ?, ?, ?, ?, ?) RETURNING {_STORY_COLUMNS}",
+                (guild_id, channel_id, author_id, topic, model, self._clock()),
+            ) as cursor:
+                story = _story(await cursor.fetchone())  # type: ignore[arg-type]
+            return story, await self._insert_turn(conn, story.id, kind, text, settings, author_id, None)
+
+    async def _insert_turn(self, conn: aiosqlite.Connection, story_id: int, kind: TurnKind, text: str,
+                           settings: dict[str, Any], author_id: int, direction: str | None) -> Turn:
         if kind not in TURN_KINDS:
             raise ValueError(f"kind must be one of {TURN_KINDS}, got {kind!r}")
-        async with self.transaction() as conn:
-            # Computing the position inside the write transaction keeps positions gapless
-            # and unique even when two continuations race.
-            async with conn.execute(
-                "INSERT INTO turns (story_id, position, kind, author_id, direction, text, settings_json,"
-                " created_at) VALUES (?, (SELECT COALESCE(MAX(position) + 1, 0) FROM turns"
-                f" WHERE story_id = ?), ?, ?, ?, ?, ?, ?) RETURNING {_TURN_COLUMNS}",
-                (story_id, story_id, kind, author_id, direction, text, _dumps(settings), self._clock()),
-            ) as cursor:
-                return _turn(await cursor.fetchone())  # type: ignore[arg-type]
+        # Computing the position inside the write transaction keeps positions gapless
+        # and unique even when two continuations race.
+        async with conn.execute(
+            "INSERT INTO turns (story_id, position, kind, author_id, direction, text, settings_json,"
+            " created_at) VALUES (?, (SELECT COALESCE(MAX(position) + 1, 0) FROM turns"
+            f" WHERE story_id = ?), ?, ?, ?, ?, ?, ?) RETURNING {_TURN_COLUMNS}",
+            (story_id, story_id, kind, author_id, direction, text, _dumps(settings), self._clock()),
+        ) as cursor:
+            return _turn(await cursor.fetchone())  # type: ignore[arg-type]
 
     async def replace_last_turn(self, story_id: int, *, text: str, settings: dict[str, Any]) -> Turn:
         """Replace the text and settings of the story's last generated turn (Regenerate).

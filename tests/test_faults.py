@@ -267,7 +267,7 @@ async def test_a_database_locked_by_another_process_is_reported_and_then_recover
         f"{NOT_SAVED} (the database is busy: another program is using it): please try again in a moment.")
     assert refused.components == [] and refused.id not in [t.id for t in rig.fake.threads_of(seed.general.id)]
     assert settings_answer.content == "Sorry: the database is busy: another program is using it"
-    assert counts["turns"] == 0
+    assert counts["turns"] == counts["stories"] == 0  # no story left without its first paragraph
     assert_one_reply_per_interaction(rig, [ix])
 
 
@@ -297,5 +297,5 @@ async def test_a_full_disk_while_saving_a_turn_says_so_and_the_next_write_is_sav
     assert refused[0].content.startswith(prose[:100])
     assert refused[-1].content.endswith(f"{NOT_SAVED} (the disk is full): please try again in a moment.")
     assert all(m.components == [] for m in refused) and rig.fake.threads_of(seed.general.id) == []
-    assert counts["turns"] == 0
+    assert counts["turns"] == counts["stories"] == 0  # no story left without its first paragraph
     assert_one_reply_per_interaction(rig, [ix], pages=3)
