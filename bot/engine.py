@@ -258,8 +258,9 @@ class Engine:
     def _start_rows(self, batch: _ModelBatch,
                     starts: list[tuple[RequestHandle, list[int], GenerationParams]]) -> None:
         """Prefill new requests' rows together (one join of the batch state, not one each)."""
+        model = batch.model
         rows = [Row(handle, v, prompt_ids, RowSampling.create(
-            params, batch.model.eos_token_ids, None if params.seed is None else params.seed + v))
+            params, model.eos_token_ids, None if params.seed is None else params.seed + v, model.ngram_free_tokens))
             for handle, prompt_ids, params in starts for v in range(params.variants)]
         try:
             logits = batch.model.prefill(batch.state, [row.prompt_ids for row in rows])

@@ -37,6 +37,8 @@ class StepModel(Protocol):
     """Short name shown to users (smollm2, gpt2, lstm, markov, ...)."""
     vocab_size: int
     eos_token_ids: frozenset[int]
+    ngram_free_tokens: frozenset[int]
+    """Tokens the no-repeat n-gram ban never forbids (word pieces; empty for word-level models)."""
     context_window: int
     """Most tokens of prompt plus output the model can attend to."""
     device: torch.device

@@ -14,11 +14,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache
+from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, LogitsProcessor
 
 from models.base import Prompt, UnsupportedStrategy
 from models.embedded import EMBEDDED_NAME, embedded_gguf
 from models.kv_cache import HeadroomLayer
+from models.ngram_ban import banned_by_ngrams, ngram_free_token_ids
 from models.prompts import chat_messages, continuation_text
 
 log = logging.getLogger(__name__)
@@ -88,6 +89,7 @@ class HFStepModel:
         if tokenizer.eos_token_id is not None:
             eos_ids.add(int(tokenizer.eos_token_id))
         self.eos_token_ids = frozenset(eos_ids)
+        self.ngram_free_tokens = ngram_free_token_ids(tokenizer)
         config = model.config
         self.context_window = int(
             getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 1024)
@@ -189,11 +191,26 @@ class HFStepModel:
         ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.device)
         out = self.model.generate(
             ids, attention_mask=torch.ones_like(ids), do_sample=False, num_beams=num_beams,
-            max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
-            no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty,
+            max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens, repetition_penalty=repetition_penalty,
+            logits_processor=[WordStartNoRepeatNGram(no_repeat_ngram_size, len(prompt_ids), self.ngram_free_tokens)],
             pad_token_id=self.pad_id, early_stopping=True,
         )
         return [int(t) for t in out[0, len(prompt_ids):]]
+
+
+class WordStartNoRepeatNGram(LogitsProcessor):
+    """The same ban for transformers' `generate` (the beam path), over generated tokens only,
+    as the engine's rows apply it (models.sampling)."""
+
+    def __init__(self, n: int, prompt_length: int, free_tokens: frozenset[int]) -> None:
+        self.n, self.prompt_length, self.free_tokens = n, prompt_length, free_tokens
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        for row, seq in enumerate(input_ids[:, self.prompt_length:].tolist()):
+            banned = [t for t in banned_by_ngrams(seq, self.n) if t not in self.free_tokens]
+            if banned:
+                scores[row, banned] = float("-inf")
+        return scores
 
 
 def _pad_left(mask: torch.Tensor, length: int) -> torch.Tensor:

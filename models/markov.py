@@ -149,6 +149,7 @@ class MarkovBackend:
         self.vocab = chain.vocab
         self.vocab_size = len(chain.vocab)
         self.eos_token_ids = frozenset({chain.vocab.eos})
+        self.ngram_free_tokens: frozenset[int] = frozenset()  # every token is a whole word
         self.context_window = CONTEXT_WINDOW
         self.device = torch.device("cpu")
         self._mask = torch.zeros(self.vocab_size)

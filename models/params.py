@@ -68,7 +68,7 @@ _SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("top_k", int, "Keep only the k most likely tokens (0 = off)", 0, 1000),
     SettingSpec("top_p", float, "Keep the smallest set of tokens with this much probability", 0.01, 1.0),
     SettingSpec("num_beams", int, "Beams for beam search", 2, 8),
-    SettingSpec("no_repeat_ngram_size", int, "Never repeat an n-gram of this size (0 = off)", 0, 10),
+    SettingSpec("no_repeat_ngram_size", int, "Never repeat an n-gram of this size; long words still may (0 = off)", 0, 10),
     SettingSpec("repetition_penalty", float, "Penalty on tokens already used (1 = off)", 1.0, 2.0),
     SettingSpec("max_new_tokens", int, "Most tokens to write", 8, 512),
     SettingSpec("min_new_tokens", int, "Fewest tokens before the paragraph may end", 0, 256),

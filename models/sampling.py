@@ -25,17 +25,22 @@ class RowSampling:
     params: GenerationParams
     eos_token_ids: frozenset[int]
     generator: torch.Generator | None = None
+    # Tokens the n-gram ban never forbids: pieces inside a word and punctuation (see
+    # models.ngram_ban), so that "lighthouse" can be written twice even under a 2-gram ban.
+    ngram_free_tokens: frozenset[int] = frozenset()
     generated: list[int] = field(default_factory=list)
     # prefix (n-1 tokens) -> tokens that followed it; updated one token at a time.
     _ngrams: dict[tuple[int, ...], set[int]] = field(default_factory=dict)
 
     @classmethod
-    def create(cls, params: GenerationParams, eos_token_ids: frozenset[int], seed: int | None) -> RowSampling:
+    def create(cls, params: GenerationParams, eos_token_ids: frozenset[int], seed: int | None,
+               ngram_free_tokens: frozenset[int] = frozenset()) -> RowSampling:
         generator = None
         if params.do_sample:
             generator = torch.Generator()
             generator.manual_seed(seed if seed is not None else int(torch.randint(0, 2**62, (1,)).item()))
-        return cls(params=params, eos_token_ids=eos_token_ids, generator=generator)
+        return cls(params=params, eos_token_ids=eos_token_ids, generator=generator,
+                   ngram_free_tokens=ngram_free_tokens)
 
     def push(self, token: int) -> None:
         """Record a chosen token (keeps the n-gram table incremental: O(1) per step)."""
@@ -50,7 +55,7 @@ class RowSampling:
         if n <= 0 or len(self.generated) < n - 1:
             return []
         prefix = tuple(self.generated[len(self.generated) - (n - 1):]) if n > 1 else ()
-        return list(self._ngrams.get(prefix, ()))
+        return [t for t in self._ngrams.get(prefix, ()) if t not in self.ngram_free_tokens]
 
 
 def apply_repetition_penalty(logits: torch.Tensor, rows: list[RowSampling]) -> torch.Tensor:

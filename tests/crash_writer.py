@@ -60,6 +60,7 @@ class WordModel:
     name = "words"
     vocab_size = len(WORDS) + 1  # id 0 is end-of-text
     eos_token_ids = frozenset({0})
+    ngram_free_tokens: frozenset[int] = frozenset()
     context_window = 4096
     device = torch.device("cpu")
 

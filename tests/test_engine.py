@@ -51,6 +51,39 @@ async def test_greedy_row_equals_generate_run_alone(tiny: HFStepModel) -> None:
     assert event.text == generate_alone(tiny, "the lighthouse keeper", GREEDY)
 
 
+class Preferring:
+    """Wraps a model so that every step ranks `order` first, best first, whatever the context."""
+
+    def __init__(self, model: HFStepModel, order: list[int]) -> None:
+        self.inner, self.order = model, order
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.inner, name)
+
+    def _ranked(self, logits: torch.Tensor) -> torch.Tensor:
+        ranked = torch.full_like(logits, -100.0)
+        ranked[:, self.order] = torch.arange(len(self.order), 0, -1, dtype=logits.dtype)
+        return ranked
+
+    def prefill(self, batch: object, prompts: list[list[int]]) -> torch.Tensor:
+        return self._ranked(self.inner.prefill(batch, prompts))  # type: ignore[arg-type]
+
+    def decode(self, batch: object, tokens: torch.Tensor) -> torch.Tensor:
+        return self._ranked(self.inner.decode(batch, tokens))  # type: ignore[arg-type]
+
+
+async def test_an_engine_row_under_a_2_gram_ban_repeats_a_split_word_but_no_word_pair(tiny: HFStepModel) -> None:
+    light, house = tiny.tokenizer.encode(" lighthouse")[:2]
+    also = tiny.tokenizer.encode(" and")[0]
+    assert house in tiny.ngram_free_tokens and not {light, also} & tiny.ngram_free_tokens
+    banned = GREEDY.replace(no_repeat_ngram_size=2, max_new_tokens=12, min_new_tokens=12)
+    async with make_engine({"tiny": Preferring(tiny, [light, house, also])}) as engine:
+        event = await engine.submit(request("a lamp", banned)).result()
+    word, two_starts = tiny.decode_text([light, house]), tiny.decode_text([light, light])
+    assert event.text.count(word.strip()) >= 2  # a token-level ban allows the pair (light, house) once
+    assert event.text.count(two_starts.strip()) == 1  # (light, light) is a pair of word starts: once only
+
+
 async def test_rows_joining_and_leaving_mid_batch_match_running_alone(tiny: HFStepModel) -> None:
     topics = ["bread rises", "a storm rolled", "the old library", "lamp"]
     lengths = [8, 90, 16, 40]  # 90 outgrows the KV cache's spare room (models/kv_cache.py) twice

@@ -43,6 +43,7 @@ class LSTMBackend:
         self.device = torch.device(device)
         self.vocab_size = len(vocab)
         self.eos_token_ids = frozenset({vocab.eos})
+        self.ngram_free_tokens: frozenset[int] = frozenset()  # every token is a whole word
         self.context_window = model.config.context_window
         self._mask = torch.zeros(self.vocab_size, device=self.device)
         self._mask[vocab.special_ids()] = float("-inf")

@@ -13,6 +13,8 @@ from typing import Any, Protocol
 
 import torch
 
+from models.ngram_ban import banned_by_ngrams
+
 
 class Stepper(Protocol):
     eos_token_ids: frozenset[int]
@@ -27,14 +29,6 @@ class Stepper(Protocol):
 class Hypothesis:
     ids: list[int]
     score: float  # summed log-probability
-
-
-def banned_by_ngrams(seq: list[int], n: int) -> set[int]:
-    """Tokens that would complete an n-gram already present in `seq` (empty when n is 0)."""
-    if n <= 0 or len(seq) < n:
-        return set()
-    prefix = tuple(seq[len(seq) - n + 1 :])
-    return {seq[i + n - 1] for i in range(len(seq) - n + 1) if tuple(seq[i : i + n - 1]) == prefix}
 
 
 def penalise(logits: torch.Tensor, seqs: list[list[int]], penalty: float) -> torch.Tensor:
