@@ -1,9 +1,12 @@
 """Hugging Face causal LMs as step models: the embedded SmolLM2 GGUF, hub ids, local folders.
 
-Rows of a batch share one left-padded KV cache: a row that joins is prefilled on its own
-(with its prompt left-padded) and its keys and values are padded to the batch's length and
-concatenated; a row that leaves is dropped with an index select, and columns that only
+Rows of a batch share one left-padded KV cache (models/kv_cache.py): rows that join are
+prefilled together (their prompts left-padded) and their keys and values are padded to the
+batch's length and appended; rows that leave are compacted away, and columns that only
 padding uses are trimmed. Each row carries its own positions, so padding never shifts it.
+Prompts of a chat model all begin with the same tokens (system prompt and template): their
+keys and values are computed once and copied into each new row, which prefills only the rest
+(its layout is then [shared prefix][padding][own tokens], the mask hiding the padding).
 """
 
 from __future__ import annotations
@@ -23,6 +26,17 @@ from models.ngram_ban import banned_by_ngrams, ngram_free_token_ids
 from models.prompts import chat_messages, continuation_text
 
 log = logging.getLogger(__name__)
+
+
+MIN_SHARED_PREFIX = 8  # tokens: below this, keeping a shared prefix is not worth it
+
+
+@dataclass
+class SharedPrefix:
+    """Prompt tokens every row begins with, and each layer's keys and values for them (1, H, P, D)."""
+
+    ids: list[int]
+    layers: list[tuple[torch.Tensor, torch.Tensor]]
 
 
 @dataclass
@@ -96,6 +110,7 @@ class HFStepModel:
         )
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_token_ids)
         self.is_chat = bool(getattr(tokenizer, "chat_template", None))
+        self._prefix: SharedPrefix | None = None
 
     # -- text -------------------------------------------------------------------------------
     def encode_prompt(self, prompt: Prompt, max_new_tokens: int) -> list[int]:
@@ -129,6 +144,9 @@ class HFStepModel:
 
     @torch.inference_mode()
     def prefill(self, batch: KVBatch, prompts: list[list[int]]) -> torch.Tensor:
+        prefix = self.shared_prefix()
+        if prefix.ids and all(len(p) > len(prefix.ids) and p[:len(prefix.ids)] == prefix.ids for p in prompts):
+            return self._prefill_after(prefix, batch, [p[len(prefix.ids):] for p in prompts])
         length = max(len(p) for p in prompts)
         ids = torch.full((len(prompts), length), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(prompts), length), dtype=torch.long)
@@ -138,6 +156,43 @@ class HFStepModel:
         ids, mask = ids.to(self.device), mask.to(self.device)
         position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
         cache = DynamicCache(config=self.model.config)
+        out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
+                         cache=cache, use_cache=True, logits_to_keep=1)
+        self._merge(batch, cache, mask, mask.sum(-1))
+        return out.logits[:, -1, :].float()
+
+    @torch.inference_mode()
+    def shared_prefix(self) -> SharedPrefix:
+        """The tokens every prompt of this model begins with (system prompt, chat template,
+        "Write a paragraph about"), with their keys and values computed once: a new row
+        prefills only what follows them. Empty when prompts share nothing (plain GPT-2)."""
+        if self._prefix is None:
+            one, other = (self.encode_prompt(Prompt(topic), 64) for topic in ("a lamp", "the sea"))
+            common = next((i for i, (a, b) in enumerate(zip(one, other, strict=False)) if a != b),
+                          min(len(one), len(other)))
+            self._prefix = SharedPrefix(one[:common] if common >= MIN_SHARED_PREFIX else [], [])
+            if self._prefix.ids:
+                cache = DynamicCache(config=self.model.config)
+                ids = torch.tensor([self._prefix.ids], device=self.device)
+                self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
+                self._prefix.layers = [(layer.keys, layer.values) for layer in cache.layers]
+        return self._prefix
+
+    def _prefill_after(self, prefix: SharedPrefix, batch: KVBatch, suffixes: list[list[int]]) -> torch.Tensor:
+        """Prefill rows laid out as [shared prefix][padding][own suffix]; the mask hides the padding."""
+        rows, shared, length = len(suffixes), len(prefix.ids), max(len(s) for s in suffixes)
+        ids = torch.full((rows, length), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((rows, shared + length), dtype=torch.long)
+        mask[:, :shared] = 1
+        for i, suffix in enumerate(suffixes):
+            ids[i, length - len(suffix):] = torch.tensor(suffix, dtype=torch.long)
+            mask[i, shared + length - len(suffix):] = 1
+        ids, mask = ids.to(self.device), mask.to(self.device)
+        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)[:, shared:]
+        cache = DynamicCache(config=self.model.config)
+        for index, (keys, values) in enumerate(prefix.layers):
+            cache.update(keys.expand(rows, -1, -1, -1).contiguous(), values.expand(rows, -1, -1, -1).contiguous(),
+                         index)
         out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
                          cache=cache, use_cache=True, logits_to_keep=1)
         self._merge(batch, cache, mask, mask.sum(-1))

@@ -82,9 +82,18 @@ class HeadroomLayer(DynamicLayer):
 
     def add_rows(self, keys: torch.Tensor, values: torch.Tensor) -> None:
         """Append rows (B', H, T', D); both sides are left-padded with zeros to the longer length."""
-        length = max(self.length, keys.shape[2])
-        old = self.rows
-        batch = old + keys.shape[0]
+        old, joining, prompt = self.rows, keys.shape[0], keys.shape[2]
+        if prompt <= self.length and old + joining <= self._keys.shape[0]:
+            # Rows that left made room, and the prompts fit the current length: no copy of the
+            # cache, the new rows move into the spare ones, left-padded to the batch's length.
+            for buffer, states in ((self._keys, keys), (self._values, values)):
+                buffer[old:old + joining, :, :self.length - prompt] = 0
+                buffer[old:old + joining, :, self.length - prompt:self.length] = states
+            self.rows = old + joining
+            self._set_length(self.length)
+            return
+        length = max(self.length, prompt)
+        batch = old + joining
         merged_keys = new_buffer(keys, (batch, keys.shape[1], length + HEADROOM, keys.shape[3]))
         merged_values = new_buffer(values, (batch, values.shape[1], length + HEADROOM, values.shape[3]))
         merged_keys[:old, :, length - self.length:length] = self.keys

@@ -40,3 +40,18 @@ def test_reordered_or_repeated_rows_and_joins_and_growth_keep_every_row_intact()
         layer.update(k, v)
         expect_k, expect_v = torch.cat([expect_k, k], dim=2), torch.cat([expect_v, v], dim=2)
     assert torch.equal(layer.keys, expect_k) and torch.equal(layer.values, expect_v)
+
+
+def test_rows_joining_after_others_left_move_into_their_room_left_padded() -> None:
+    keys, values = kv(4, 6, 8), kv(4, 6, 9)
+    layer = HeadroomLayer(keys, values)
+    layer.update(kv(4, 1, 10), kv(4, 1, 11))  # the spare room now holds data of every row
+    layer.keep_rows(torch.tensor([1, 3]), start=0)
+    kept_k, kept_v = layer.keys.clone(), layer.values.clone()
+    buffer = layer._keys.untyped_storage().data_ptr()
+    joining_k, joining_v = kv(2, 3, 12), kv(2, 3, 13)
+    layer.add_rows(joining_k, joining_v)
+    assert layer._keys.untyped_storage().data_ptr() == buffer  # no copy of the cache
+    pad = torch.zeros(2, 2, 4, 4)
+    assert torch.equal(layer.keys, torch.cat([kept_k, torch.cat([pad, joining_k], dim=2)]))
+    assert torch.equal(layer.values, torch.cat([kept_v, torch.cat([pad, joining_v], dim=2)]))

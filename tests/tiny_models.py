@@ -17,7 +17,14 @@ TRAINING_TEXT = [
 ] * 20
 
 
-def write_tiny_gpt2(folder: Path, seed: int = 0) -> Path:
+# A minimal chat template, enough to make the tiny model a chat model like SmolLM2-Instruct.
+TINY_CHAT_TEMPLATE = (
+    "{% for m in messages %}<|endoftext|>{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+    "{% if add_generation_prompt %}assistant:{% endif %}"
+)
+
+
+def write_tiny_gpt2(folder: Path, seed: int = 0, chat: bool = False) -> Path:
     """A 2-layer GPT-2 with random weights and a 300-token tokenizer, saved like any checkpoint."""
     torch.manual_seed(seed)
     tokenizer = Tokenizer(models.BPE())
@@ -28,6 +35,8 @@ def write_tiny_gpt2(folder: Path, seed: int = 0) -> Path:
     tokenizer.train_from_iterator(TRAINING_TEXT, trainer)
     fast = PreTrainedTokenizerFast(tokenizer_object=tokenizer, eos_token="<|endoftext|>",
                                    bos_token="<|endoftext|>")
+    if chat:
+        fast.chat_template = TINY_CHAT_TEMPLATE
     config = GPT2Config(vocab_size=fast.vocab_size, n_positions=512, n_embd=32, n_layer=2, n_head=2,
                         bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id)
     model = GPT2LMHeadModel(config)
