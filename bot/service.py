@@ -215,7 +215,9 @@ class Service:
         for model in models:
             params = base.replace(model=model, variants=1, strategy="sample" if base.strategy == "beam"
                                   and model == "markov" else base.strategy)
-            request = GenerationRequest(Prompt(topic), params, fairness_key=str(place.conversation_id))
+            # The comparison is one request from the member's side: it takes one of their slots.
+            request = GenerationRequest(Prompt(topic), params, fairness_key=str(place.conversation_id),
+                                        user_id=None if generations else place.user_id)
             try:
                 handle = self._enqueue(request)
             except UserError:

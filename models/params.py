@@ -187,8 +187,12 @@ def check_value(spec: SettingSpec, value: Any) -> Any:
     if spec.kind is str:
         if not isinstance(value, str):
             raise SettingError(f"{spec.name} must be text, got {value!r}")
-        if spec.choices and value not in spec.choices:
-            raise SettingError(f"{spec.name} must be {spec.range_text()}, got {show_value(value)}")
+        if spec.choices:
+            # "Greedy", "top-p" and "top p" all mean top_p: people type names as they say them.
+            canonical = value.strip().lower().replace("-", "_").replace(" ", "_")
+            if canonical not in spec.choices:
+                raise SettingError(f"{spec.name} must be {spec.range_text()}, got {show_value(value)}")
+            return canonical
         if spec.maximum is not None and len(value) > spec.maximum:
             raise SettingError(f"{spec.name} must be {spec.range_text()}, got {len(value)} characters")
         # Model names and stop strings are shown in replies and stored: nothing invisible (control,

@@ -239,8 +239,9 @@ def spelled(name: str) -> st.SearchStrategy[str]:
 def good_value(name: str) -> st.SearchStrategy[str]:
     """A value the setting accepts, as a user would type it."""
     spec = SETTINGS[name]
-    if spec.choices:  # exactly as listed (padding aside): "Greedy" is refused, and says so
-        return st.sampled_from(spec.choices).flatmap(lambda c: st.sampled_from([c, f" {c} "]))
+    if spec.choices:  # in any case, with dashes or spaces for underscores, padded
+        return st.sampled_from(spec.choices).flatmap(lambda c: st.sampled_from(
+            [c, f" {c} ", c.title(), c.upper().replace("_", "-"), c.replace("_", " ")]))
     if spec.kind is bool:
         return st.sampled_from(["on", "off", "yes", "no", "1", "0"]).flatmap(
             lambda c: st.sampled_from([c, c.upper(), f" {c} "]))

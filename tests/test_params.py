@@ -16,6 +16,7 @@ def test_defaults_are_valid() -> None:
 @pytest.mark.parametrize(("name", "text", "expected"), [
     ("temperature", "0.9", 0.9), ("top_k", "50", 50), ("strategy", "beam", "beam"),
     ("stop_at_paragraph", "off", False), ("seed", "random", None), ("Top-P", "0.5", 0.5),
+    ("strategy", "Greedy", "greedy"), ("strategy", "top-p", "top_p"), ("strategy", " Top K ", "top_k"),
 ])
 def test_parse_setting_accepts_values_in_range(name: str, text: str, expected: object) -> None:
     assert parse_setting(name, text)[1] == expected

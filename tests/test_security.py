@@ -369,3 +369,20 @@ def test_the_bot_prunes_with_retention_days_set(tmp_path: Path, tiny_gpt2_dir: P
         (turns,) = conn.execute("SELECT COUNT(*) FROM turns").fetchone()
     assert result.returncode == 0, result.stderr
     assert channels == [11] and turns == 1
+
+
+async def test_a_compare_takes_one_of_the_users_slots(limited: tuple[Service, FakeClock]) -> None:
+    service, clock = limited
+    models = (service.default_model, service.default_model)
+    slow = {"max_new_tokens": 200, "min_new_tokens": 200}
+    first = await service.write(PLACE, "a long road", slow)
+    clock.now += 60
+    with pytest.raises(UserError) as busy:
+        await service.compare(PLACE, "two roads", models)
+    first.cancel()
+    assert (await finish(first)).kind == "cancelled"
+    clock.now += 60
+    compared = await service.compare(PLACE, "two roads", models)  # one slot is enough for all of it
+    assert str(busy.value) == "I'm busy: you already have 1 request(s) being written; wait for one to finish."
+    assert [(await finish(g)).kind for g in compared] == ["done", "done"]
+
