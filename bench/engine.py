@@ -204,7 +204,7 @@ def main() -> None:
     print(f"(c) engine:     {engine['tokens_per_s']:8.1f} tok/s in {engine['elapsed_s']:.1f} s; "
           f"ttft p50 {engine['ttft_p50_s']:.2f} s p99 {engine['ttft_p99_s']:.2f} s; per-token p50 "
           f"{1000 * engine['token_latency_p50_s']:.0f} ms; loop lag p99 {engine['loop_lag_p99_ms']:.1f} ms; "
-          f"peak RSS {engine['peak_rss_mb']:.0f} MB")
+          f"peak RSS {engine['peak_rss_mb']:.0f} MiB")
     static = run_static(model, jobs, args.max_batch)
     print(f"(b) static:     {static['tokens_per_s']:8.1f} tok/s in {static['elapsed_s']:.1f} s")
     if args.skip_sequential:
@@ -213,7 +213,7 @@ def main() -> None:
         sequential = run_sequential(model, jobs)
         print(f"(a) sequential: {sequential['tokens_per_s']:8.1f} tok/s in {sequential['elapsed_s']:.1f} s")
     print(f"process peak RSS (all phases, incl. model): "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     print(f"engine/sequential={engine['tokens_per_s'] / sequential['tokens_per_s']:.1f} "
           f"engine/static={engine['tokens_per_s'] / static['tokens_per_s']:.2f} "
           f"ttft_p50_s={engine['ttft_p50_s']:.2f} loop_lag_p99_ms={engine['loop_lag_p99_ms']:.0f}")

@@ -279,8 +279,8 @@ def report(args: argparse.Namespace, figures: dict[str, Any]) -> bool:
           f"p99 {percentile(answers, 0.99) or 0.0:.1f} s")
     print(f"event-loop lag p99 {lag_p99:.1f} ms, max {max(figures['lags_ms'], default=0.0):.1f} ms "
           f"({len(figures['lags_ms'])} samples)  [target <= {LAG_TARGET_MS:.0f} ms] {mark[checks['lag']]}")
-    print(f"peak memory: {figures['peak_rss_mb']:.0f} MB RSS while loaded; process peak "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MB")
+    print(f"peak memory: {figures['peak_rss_mb']:.0f} MiB RSS while loaded; process peak "
+          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
     print(f"error-log lines: {len(errors)}  [target 0] {mark[checks['errors']]}")
     for line in errors[:5]:
         print(f"  {line}")

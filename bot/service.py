@@ -17,7 +17,7 @@ from bot.engine import SHUTTING_DOWN, Engine
 from bot.engine_types import Event, GenerationRequest, RequestHandle
 from bot.limits import COOLDOWN_S, MAX_DIRECTION_CHARS, MAX_TOPIC_CHARS
 from bot.scheduler import QueueFull, UserBusy
-from bot.storage import Storage, StorageUnavailable, Story, Turn
+from bot.storage import Scope, Storage, StorageUnavailable, Story, Turn
 from models.base import Prompt
 from models.params import SETTINGS, GenerationParams, SettingError, parse_setting, show_value
 from models.registry import BUILT_IN_MODELS
@@ -128,7 +128,7 @@ class Service:
     async def settings_for(self, place: Place) -> GenerationParams:
         """Built-in < server < channel < thread."""
         params = GenerationParams(model=self.default_model)
-        layers: list[tuple[str, int | None]] = [("guild", place.guild_id), ("channel", place.channel_id),
+        layers: list[tuple[Scope, int | None]] = [("guild", place.guild_id), ("channel", place.channel_id),
                                                 ("thread", place.thread_id)]
         for scope, scope_id in layers:
             if scope_id is not None:
@@ -211,7 +211,7 @@ class Service:
         base = await self._params(place, None)
         self._check_accepting()
         self._check_cooldown(place.user_id)
-        generations = []
+        generations: list[Generation] = []
         for model in models:
             params = base.replace(model=model, variants=1, strategy="sample" if base.strategy == "beam"
                                   and model == "markov" else base.strategy)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, LogitsProcessor
@@ -85,7 +85,7 @@ def load_hf_model(spec: str, device: torch.device, dtype: torch.dtype | None = N
     dtype = dtype or default_dtype(device)
     tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
-    model.to(device).eval()
+    model.to(device).eval()  # type: ignore[arg-type]  # transformers' stub types `to` oddly
     return HFStepModel(name, model, tokenizer, device)
 
 
@@ -106,7 +106,7 @@ class HFStepModel:
         self.ngram_free_tokens = ngram_free_token_ids(tokenizer)
         config = model.config
         self.context_window = int(
-            getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", 1024)
+            getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 1024
         )
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_token_ids)
         self.is_chat = bool(getattr(tokenizer, "chat_template", None))
@@ -175,7 +175,8 @@ class HFStepModel:
                 cache = DynamicCache(config=self.model.config)
                 ids = torch.tensor([self._prefix.ids], device=self.device)
                 self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
-                self._prefix.layers = [(layer.keys, layer.values) for layer in cache.layers]
+                self._prefix.layers = [cast(tuple[torch.Tensor, torch.Tensor], (layer.keys, layer.values))  # type: ignore[union-attr]
+                                       for layer in cache.layers]
         return self._prefix
 
     def _prefill_after(self, prefix: SharedPrefix, batch: KVBatch, suffixes: list[list[int]]) -> torch.Tensor:
@@ -223,18 +224,18 @@ class HFStepModel:
         start = int(used[0]) if len(used) else 0
         batch.mask = batch.mask[:, start:]
         for layer in batch.cache.layers:
-            layer.keep_rows(index, start)
+            cast(HeadroomLayer, layer).keep_rows(index, start)
 
     def _merge(self, batch: KVBatch, new: DynamicCache, mask: torch.Tensor, positions: torch.Tensor) -> None:
         if batch.cache is None or batch.mask is None or batch.positions is None:
-            new.layers = [HeadroomLayer(layer.keys, layer.values) for layer in new.layers]
+            new.layers = [HeadroomLayer(*_filled(layer)) for layer in new.layers]
             batch.cache, batch.mask, batch.positions = new, mask, positions
             return
         length = max(batch.mask.shape[1], mask.shape[1])
         batch.mask = torch.cat([_pad_left(batch.mask, length), _pad_left(mask, length)], dim=0)
         batch.positions = torch.cat([batch.positions, positions])
         for layer, new_layer in zip(batch.cache.layers, new.layers, strict=True):
-            layer.add_rows(new_layer.keys, new_layer.values)
+            cast(HeadroomLayer, layer).add_rows(*_filled(new_layer))
 
     # -- beam search (its own path: beams of one request share a prompt) --------------------
     @torch.inference_mode()
@@ -266,6 +267,13 @@ class WordStartNoRepeatNGram(LogitsProcessor):
             if banned:
                 scores[row, banned] = float("-inf")
         return scores
+
+
+def _filled(layer: object) -> tuple[torch.Tensor, torch.Tensor]:
+    """The keys and values of a cache layer a forward pass has filled."""
+    keys, values = getattr(layer, "keys", None), getattr(layer, "values", None)
+    assert isinstance(keys, torch.Tensor) and isinstance(values, torch.Tensor), "cache layer was not filled"
+    return keys, values
 
 
 def _pad_left(mask: torch.Tensor, length: int) -> torch.Tensor:

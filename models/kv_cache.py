@@ -50,18 +50,21 @@ class HeadroomLayer(DynamicLayer):
 
     def _set_length(self, length: int) -> None:
         self.length = length
-        self.keys = self._keys[:self.rows, :, :length]
-        self.values = self._values[:self.rows, :, :length]
+        self.keys, self.values = self.live()
+
+    def live(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The keys and values of the live rows and columns (views, no copy)."""
+        return self._keys[:self.rows, :, :self.length], self._values[:self.rows, :, :self.length]
 
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object,
                **kwargs: object) -> tuple[torch.Tensor, torch.Tensor]:
         new = key_states.shape[-2]
         if self.length + new > self._keys.shape[2]:
-            self._adopt(self.keys, self.values, max(HEADROOM, new))
+            self._adopt(*self.live(), max(HEADROOM, new))
         self._keys[:self.rows, :, self.length:self.length + new] = key_states
         self._values[:self.rows, :, self.length:self.length + new] = value_states
         self._set_length(self.length + new)
-        return self.keys, self.values
+        return self.live()
 
     def keep_rows(self, index: torch.Tensor, start: int) -> None:
         """Keep rows `index` (in that order) and drop the first `start` columns (dead padding)."""
@@ -96,8 +99,9 @@ class HeadroomLayer(DynamicLayer):
         batch = old + joining
         merged_keys = new_buffer(keys, (batch, keys.shape[1], length + HEADROOM, keys.shape[3]))
         merged_values = new_buffer(values, (batch, values.shape[1], length + HEADROOM, values.shape[3]))
-        merged_keys[:old, :, length - self.length:length] = self.keys
-        merged_values[:old, :, length - self.length:length] = self.values
+        live_keys, live_values = self.live()
+        merged_keys[:old, :, length - self.length:length] = live_keys
+        merged_values[:old, :, length - self.length:length] = live_values
         merged_keys[old:, :, length - keys.shape[2]:length] = keys
         merged_values[old:, :, length - values.shape[2]:length] = values
         self._keys, self._values = merged_keys, merged_values

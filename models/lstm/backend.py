@@ -81,10 +81,10 @@ class LSTMBackend:
         topic_ids = torch.full((len(prompts), width), self.vocab.pad, dtype=torch.long)
         topic_mask = torch.zeros(len(prompts), width)
         idx = torch.full((len(prompts), max(map(len, prompts))), self.vocab.pad, dtype=torch.long)
-        for row, (prompt, topic) in enumerate(zip(prompts, topics, strict=True)):
+        for row, (prompt, words) in enumerate(zip(prompts, topics, strict=True)):
             idx[row, : len(prompt)] = torch.tensor(prompt)
-            topic_ids[row, : len(topic)] = torch.tensor(topic, dtype=torch.long)
-            topic_mask[row, : len(topic)] = 1.0
+            topic_ids[row, : len(words)] = torch.tensor(words, dtype=torch.long)
+            topic_mask[row, : len(words)] = 1.0
         dev = self.device
         topic = self.model.topic_vector(topic_ids.to(dev), topic_mask.to(dev))  # (P, E + V)
         lengths = torch.tensor([len(p) for p in prompts])
