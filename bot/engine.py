@@ -263,7 +263,7 @@ class Engine:
             params, model.eos_token_ids, None if params.seed is None else params.seed + v, model.ngram_free_tokens))
             for handle, prompt_ids, params in starts for v in range(params.variants)]
         try:
-            logits = batch.model.prefill(batch.state, [row.prompt_ids for row in rows])
+            logits = model.prefill(batch.state, [row.prompt_ids for row in rows])
         except Exception as error:
             if len(starts) == 1:
                 self._fail_rows_of(starts[0][0], batch, error)

@@ -329,12 +329,17 @@ class Storage:
     ) -> Story:
         """Record a new, open story with no turns yet."""
         async with self.transaction() as conn:
-            async with conn.execute(
-                "INSERT INTO stories (guild_id, channel_id, thread_id, author_id, topic, model,"
-                f" message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_STORY_COLUMNS}",
-                (guild_id, channel_id, thread_id, author_id, topic, model, message_id, self._clock()),
-            ) as cursor:
-                return _story(await cursor.fetchone())  # type: ignore[arg-type]
+            return await self._insert_story(conn, guild_id, channel_id, author_id, topic, model, thread_id, message_id)
+
+    async def _insert_story(self, conn: aiosqlite.Connection, guild_id: int | None, channel_id: int,
+                            author_id: int, topic: str, model: str, thread_id: int | None = None,
+                            message_id: int | None = None) -> Story:
+        async with conn.execute(
+            "INSERT INTO stories (guild_id, channel_id, thread_id, author_id, topic, model,"
+            f" message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {_STORY_COLUMNS}",
+            (guild_id, channel_id, thread_id, author_id, topic, model, message_id, self._clock()),
+        ) as cursor:
+            return _story(await cursor.fetchone())  # type: ignore[arg-type]
 
     async def set_story_home(self, story_id: int, *, thread_id: int | None = None,
                              message_id: int | None = None) -> None:
@@ -388,12 +393,7 @@ class Storage:
         """Record a new story together with its first turn: if the turn cannot be saved (disk
         full, a lock held elsewhere), no empty story is left behind either."""
         async with self.transaction() as conn:
-            async with conn.execute(
-                "INSERT INTO stories (guild_id, channel_id, author_id, topic, model, created_at)"
-                f" VALUES (?, ?, ?, ?, ?, ?) RETURNING {_STORY_COLUMNS}",
-                (guild_id, channel_id, author_id, topic, model, self._clock()),
-            ) as cursor:
-                story = _story(await cursor.fetchone())  # type: ignore[arg-type]
+            story = await self._insert_story(conn, guild_id, channel_id, author_id, topic, model)
             return story, await self._insert_turn(conn, story.id, kind, text, settings, author_id, None)
 
     async def _insert_turn(self, conn: aiosqlite.Connection, story_id: int, kind: TurnKind, text: str,

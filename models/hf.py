@@ -39,6 +39,9 @@ class SharedPrefix:
     layers: list[tuple[torch.Tensor, torch.Tensor]]
 
 
+NO_PREFIX = SharedPrefix([], [])
+
+
 @dataclass
 class KVBatch:
     """Batch state: one DynamicCache of shape (B, H, T, D) per layer, plus padding and positions."""
@@ -145,21 +148,10 @@ class HFStepModel:
     @torch.inference_mode()
     def prefill(self, batch: KVBatch, prompts: list[list[int]]) -> torch.Tensor:
         prefix = self.shared_prefix()
-        if prefix.ids and all(len(p) > len(prefix.ids) and p[:len(prefix.ids)] == prefix.ids for p in prompts):
-            return self._prefill_after(prefix, batch, [p[len(prefix.ids):] for p in prompts])
-        length = max(len(p) for p in prompts)
-        ids = torch.full((len(prompts), length), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(prompts), length), dtype=torch.long)
-        for i, prompt in enumerate(prompts):
-            ids[i, length - len(prompt):] = torch.tensor(prompt, dtype=torch.long)
-            mask[i, length - len(prompt):] = 1
-        ids, mask = ids.to(self.device), mask.to(self.device)
-        position_ids = (mask.cumsum(-1) - 1).clamp(min=0)
-        cache = DynamicCache(config=self.model.config)
-        out = self.model(input_ids=ids, attention_mask=mask, position_ids=position_ids,
-                         cache=cache, use_cache=True, logits_to_keep=1)
-        self._merge(batch, cache, mask, mask.sum(-1))
-        return out.logits[:, -1, :].float()
+        shared = len(prefix.ids)
+        if not (shared and all(len(p) > shared and p[:shared] == prefix.ids for p in prompts)):
+            prefix, shared = NO_PREFIX, 0
+        return self._prefill_after(prefix, batch, [p[shared:] for p in prompts])
 
     @torch.inference_mode()
     def shared_prefix(self) -> SharedPrefix:
@@ -175,12 +167,12 @@ class HFStepModel:
                 cache = DynamicCache(config=self.model.config)
                 ids = torch.tensor([self._prefix.ids], device=self.device)
                 self.model(input_ids=ids, cache=cache, use_cache=True, logits_to_keep=1)
-                self._prefix.layers = [cast(tuple[torch.Tensor, torch.Tensor], (layer.keys, layer.values))  # type: ignore[union-attr]
-                                       for layer in cache.layers]
+                self._prefix.layers = [_filled(layer) for layer in cache.layers]
         return self._prefix
 
     def _prefill_after(self, prefix: SharedPrefix, batch: KVBatch, suffixes: list[list[int]]) -> torch.Tensor:
-        """Prefill rows laid out as [shared prefix][padding][own suffix]; the mask hides the padding."""
+        """Prefill rows laid out as [shared prefix][padding][own suffix] (with NO_PREFIX, plain
+        left padding); the mask hides the padding."""
         rows, shared, length = len(suffixes), len(prefix.ids), max(len(s) for s in suffixes)
         ids = torch.full((rows, length), self.pad_id, dtype=torch.long)
         mask = torch.zeros((rows, shared + length), dtype=torch.long)
@@ -263,9 +255,9 @@ class WordStartNoRepeatNGram(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         for row, seq in enumerate(input_ids[:, self.prompt_length:].tolist()):
-            banned = [t for t in banned_by_ngrams(seq, self.n) if t not in self.free_tokens]
+            banned = banned_by_ngrams(seq, self.n, self.free_tokens)
             if banned:
-                scores[row, banned] = float("-inf")
+                scores[row, list(banned)] = float("-inf")
         return scores
 
 

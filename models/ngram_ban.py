@@ -28,10 +28,12 @@ def ngram_free_token_ids(tokenizer: Any) -> frozenset[int]:
     )
 
 
-def banned_by_ngrams(seq: list[int], n: int) -> set[int]:
-    """Tokens that would complete an n-gram already present in `seq` (empty when n is 0)."""
+def banned_by_ngrams(seq: list[int], n: int, free: frozenset[int] = frozenset()) -> set[int]:
+    """Tokens that would complete an n-gram already present in `seq` (empty when n is 0),
+    except the `free` ones (see ngram_free_token_ids)."""
     if n <= 0 or len(seq) < n:
         return set()
     prefix = tuple(seq[len(seq) - n + 1:])
-    return {seq[i + n - 1] for i in range(len(seq) - n + 1) if tuple(seq[i:i + n - 1]) == prefix}
+    return {seq[i + n - 1] for i in range(len(seq) - n + 1)
+            if tuple(seq[i:i + n - 1]) == prefix and seq[i + n - 1] not in free}
 

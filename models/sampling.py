@@ -46,7 +46,7 @@ class RowSampling:
         """Record a chosen token (keeps the n-gram table incremental: O(1) per step)."""
         self.generated.append(token)
         n = self.params.no_repeat_ngram_size
-        if n > 0 and len(self.generated) >= n:
+        if n > 0 and len(self.generated) >= n and token not in self.ngram_free_tokens:
             prefix = tuple(self.generated[-n:-1])
             self._ngrams.setdefault(prefix, set()).add(token)
 
@@ -55,7 +55,7 @@ class RowSampling:
         if n <= 0 or len(self.generated) < n - 1:
             return []
         prefix = tuple(self.generated[len(self.generated) - (n - 1):]) if n > 1 else ()
-        return [t for t in self._ngrams.get(prefix, ()) if t not in self.ngram_free_tokens]
+        return list(self._ngrams.get(prefix, ()))
 
 
 def apply_repetition_penalty(logits: torch.Tensor, rows: list[RowSampling]) -> torch.Tensor:
