@@ -22,9 +22,9 @@ from dataclasses import dataclass
 import torch
 
 from bot.config import DEFAULT_MAX_BATCH
-from bot.engine import Engine
-from bot.engine_types import GenerationRequest
-from bot.metrics import percentile
+from bot.engine.metrics import percentile
+from bot.engine.requests import GenerationRequest
+from bot.engine.worker import Engine
 from models.base import Prompt
 from models.hf import HFStepModel, load_hf_model, pick_device
 from models.params import GenerationParams

@@ -3,7 +3,7 @@
     python -m bench.load [--requests 500] [--seconds 60] [--channels 50] [--users 100]
                          [--model smollm2] [--device auto] [--drain 600]
 
-The project's fake Discord server (tests/fakediscord) runs on its own event loop in a thread,
+The project's fake Discord server (testing/fakediscord) runs on its own event loop in a thread,
 as Discord runs elsewhere; the real StoryBot, Service, Storage (a temporary database) and Engine
 run on the main loop, wired as `python -m bot` wires them, with the production stream timing.
 The /write commands are spread evenly over `--seconds`, round-robin over channels and users.
@@ -36,19 +36,19 @@ from typing import Any
 
 from bench.engine import RssSampler
 from bot.config import DEFAULT_MAX_BATCH, Config
-from bot.discord_bot import StoryBot
-from bot.discord_stream import STARTING, WAITING
-from bot.discord_views import CONTINUE_ID, REGENERATE_ID
-from bot.engine import Engine
+from bot.discord.client import StoryBot
+from bot.discord.stream import STARTING, WAITING
+from bot.discord.views import CONTINUE_ID, REGENERATE_ID
+from bot.engine.metrics import percentile
+from bot.engine.worker import Engine
 from bot.limits import DEFER_DEADLINE_S, SHUTDOWN_GRACE_S, WRITING_MARKER
-from bot.metrics import percentile
 from bot.service import Service
 from bot.storage import Storage
 from models.hf import pick_device
 from models.registry import load_model
-from tests.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, running_client
-from tests.fakediscord.client import FAST_CLIENT_OPTIONS
-from tests.fakediscord.fixtures import started_fake_discord
+from testing.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, running_client
+from testing.fakediscord.client import FAST_CLIENT_OPTIONS
+from testing.fakediscord.fixtures import started_fake_discord
 
 TOPICS = ["a lighthouse keeper", "the history of bread", "a storm at sea", "a city garden", "an old clock",
           "a night train", "the first snow", "a forgotten library", "a beekeeper", "a mountain village"]

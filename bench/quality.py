@@ -21,8 +21,8 @@ from pathlib import Path
 import torch
 from transformers import AutoModel, AutoTokenizer
 
-from bot.engine import Engine
-from bot.engine_types import GenerationRequest
+from bot.engine.requests import GenerationRequest
+from bot.engine.worker import Engine
 from models.base import Prompt
 from models.hf import HFStepModel, load_hf_model
 from models.lstm.evaluate import heldout_perplexities

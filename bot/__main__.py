@@ -12,11 +12,11 @@ import logging
 import sys
 
 from bot.config import Config, ConfigError, load_config
-from bot.engine import Engine
-from bot.retention import retention
+from bot.engine.worker import Engine
 from bot.service import Service
 from bot.shutdown import stop_on_signals
 from bot.storage import Storage
+from bot.storage.retention import retention
 from models.hf import pick_device
 from models.registry import load_model
 
@@ -47,7 +47,7 @@ async def run(config: Config) -> None:
 async def run_front(config: Config, storage: Storage, engine: Engine, stop: asyncio.Event) -> None:
     """Discord with a token, else the offline console; either returns once `stop` is handled."""
     if config.discord_token:
-        from bot.discord_bot import run_discord
+        from bot.discord.client import run_discord
 
         service = Service(storage, engine, config.default_model, extra_models=config.allowed_models)
         await run_discord(config, service, stop)

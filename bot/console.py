@@ -21,7 +21,8 @@ from typing import TextIO
 
 from bot.formatting import settings_table, stats_text
 from bot.limits import SHUTDOWN_GRACE_S
-from bot.service import Generation, Place, Service, UserError
+from bot.messages import UserError
+from bot.service import Generation, Place, Service
 from bot.shutdown import run_until_stopped
 from bot.storage import StorageUnavailable
 from models.params import SETTINGS, SettingError

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from bot.metrics import EngineStats
+from bot.engine.metrics import EngineStats
 from models.params import SETTINGS, GenerationParams
 
 _MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)

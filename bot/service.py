@@ -13,10 +13,11 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bot.engine import SHUTTING_DOWN, Engine
-from bot.engine_types import Event, GenerationRequest, RequestHandle
+from bot.engine.fair_queue import QueueFull, UserBusy
+from bot.engine.requests import Event, GenerationRequest, RequestHandle
+from bot.engine.worker import Engine
 from bot.limits import COOLDOWN_S, MAX_DIRECTION_CHARS, MAX_TOPIC_CHARS
-from bot.scheduler import QueueFull, UserBusy
+from bot.messages import NOT_SAVED, NoStory, PermissionDenied, ShuttingDown, UserError
 from bot.storage import Scope, Storage, StorageUnavailable, Story, Turn
 from models.base import Prompt
 from models.params import SETTINGS, GenerationParams, SettingError, parse_setting, show_value
@@ -25,28 +26,7 @@ from models.registry import BUILT_IN_MODELS
 log = logging.getLogger(__name__)
 
 COMPARE_MODELS = ("smollm2", "lstm", "markov")
-# How a paragraph ends when the database cannot take it; the reason is StorageUnavailable's.
-NOT_SAVED = "I wrote this paragraph but could not save it ({reason}): please try again in a moment."
 SCOPE_NAMES = {"server": "guild", "channel": "channel", "thread": "thread"}
-
-
-class UserError(Exception):
-    """An expected failure with a message fit to show the user as it is."""
-
-
-class PermissionDenied(UserError):
-    pass
-
-
-class NoStory(UserError):
-    pass
-
-
-class ShuttingDown(UserError):
-    """The bot takes no new requests: it is on its way out."""
-
-    def __init__(self) -> None:
-        super().__init__(SHUTTING_DOWN)
 
 
 @dataclass(frozen=True)

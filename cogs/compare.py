@@ -8,11 +8,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_checks import place_of
+from bot.discord.checks import place_of
 from bot.limits import MAX_TOPIC_CHARS
 
 if TYPE_CHECKING:
-    from bot.discord_bot import StoryBot
+    from bot.discord.client import StoryBot
 
 
 class Compare(commands.Cog):

@@ -8,14 +8,14 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_checks import place_of
-from bot.discord_errors import NO_MENTIONS
+from bot.discord.checks import place_of
+from bot.discord.errors import NO_MENTIONS
 from bot.formatting import settings_table
 from bot.service import SCOPE_NAMES
 from models.params import SETTINGS, GenerationParams
 
 if TYPE_CHECKING:
-    from bot.discord_bot import StoryBot
+    from bot.discord.client import StoryBot
 
 MAX_CHOICES = 25  # Discord shows at most this many autocomplete suggestions
 SCOPE_CHOICES = [app_commands.Choice(name=scope, value=scope) for scope in SCOPE_NAMES]

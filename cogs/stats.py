@@ -8,11 +8,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_errors import NO_MENTIONS
+from bot.discord.errors import NO_MENTIONS
 from bot.formatting import stats_text
 
 if TYPE_CHECKING:
-    from bot.discord_bot import StoryBot
+    from bot.discord.client import StoryBot
 
 
 class Stats(commands.Cog):

@@ -12,21 +12,22 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_checks import in_thread, may_stop, place_of, place_of_click, place_of_message
-from bot.discord_errors import HANDLED, NO_MENTIONS, reply_privately
-from bot.discord_text import export_filename, story_markdown
-from bot.discord_views import STORIES_COG
+from bot.discord.checks import in_thread, may_stop, place_of, place_of_click, place_of_message
+from bot.discord.errors import HANDLED, NO_MENTIONS, reply_privately
+from bot.discord.pages import export_filename, story_markdown
+from bot.discord.views import STORIES_COG
 from bot.limits import MAX_DIRECTION_CHARS
-from bot.service import NoStory, Place, UserError
+from bot.messages import NoStory, UserError
+from bot.service import Place
 
 if TYPE_CHECKING:
-    from bot.discord_bot import StoryBot
+    from bot.discord.client import StoryBot
 
 log = logging.getLogger(__name__)
 
 
 class Stories(commands.Cog, name=STORIES_COG):
-    """Continue, Regenerate and Stop (bot.discord_views.StoryActions), and the story commands."""
+    """Continue, Regenerate and Stop (bot.discord.views.StoryActions), and the story commands."""
 
     story = app_commands.Group(
         name="story", description="The story of this thread or channel", guild_only=True,

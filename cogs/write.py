@@ -9,15 +9,16 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
-from bot.discord_checks import place_of
-from bot.discord_errors import HANDLED, reply_privately
-from bot.discord_text import thread_name
+from bot.discord.checks import place_of
+from bot.discord.errors import HANDLED, reply_privately
+from bot.discord.pages import thread_name
 from bot.limits import MAX_TOPIC_CHARS
-from bot.service import Generation, NoStory, Place
+from bot.messages import NoStory
+from bot.service import Generation, Place
 from models.params import SETTINGS
 
 if TYPE_CHECKING:
-    from bot.discord_bot import StoryBot
+    from bot.discord.client import StoryBot
 
 log = logging.getLogger(__name__)
 

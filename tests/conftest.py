@@ -103,7 +103,7 @@ class DiscordRig:
                        settings: dict[str, Any] | None = None) -> AsyncIterator[tuple[Any, Any]]:
         """(Service, Config) over a fresh engine and this rig's database, as __main__ makes them."""
         from bot.config import Config
-        from bot.engine import Engine
+        from bot.engine.worker import Engine
         from bot.service import Service
         from bot.storage import Storage
 
@@ -129,9 +129,9 @@ class DiscordRig:
     async def running(self, *, message_content: bool = True, timing: Any = None,
                       **service_options: Any) -> AsyncIterator[Any]:
         """A logged-in StoryBot (commands synced to the seed guild) over fresh `services`."""
-        from bot.discord_bot import StoryBot
-        from bot.discord_stream import StreamTiming
-        from tests.fakediscord import FAST_CLIENT_OPTIONS, running_client
+        from bot.discord.client import StoryBot
+        from bot.discord.stream import StreamTiming
+        from testing.fakediscord import FAST_CLIENT_OPTIONS, running_client
 
         class FastStoryBot(StoryBot):
             async def before_identify_hook(self, shard_id: int | None, *, initial: bool = False) -> None:
@@ -200,7 +200,7 @@ class DiscordRig:
 
 def is_final(message: Any) -> bool:
     """No longer a placeholder, a queue position or a paragraph still being written."""
-    from bot.discord_stream import STARTING, WAITING
+    from bot.discord.stream import STARTING, WAITING
     from bot.limits import WRITING_MARKER
 
     content = message.content
@@ -213,7 +213,7 @@ async def rig(tiny_gpt2_model: Any, tiny_gpt2_dir: Path, tmp_path: Path) -> Asyn
     """A started, seeded fake Discord plus all a StoryBot needs; `rig.running()` starts one."""
     import torch
 
-    from tests.fakediscord.fixtures import started_fake_discord
+    from testing.fakediscord.fixtures import started_fake_discord
 
     # A 2-layer model gains nothing from more threads, and on busy cores they only spin.
     threads = torch.get_num_threads()

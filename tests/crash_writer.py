@@ -9,7 +9,7 @@ returns the confirmation a user sees) and story paragraphs through `Service.writ
 `continue_story` (acknowledged at the "done" event, which only comes after the turn is stored).
 Each change is reported as a "try" line before it starts and an "ack" line once acknowledged,
 written straight to a pipe. The parent SIGKILLs the child at a random moment and starts the next
-round on the same file. At the end it prints every line, as JSON, for tests/test_crash_safety.py.
+round on the same file. At the end it prints every line, as JSON, for tests/unit/test_crash_safety.py.
 
 Forking from one parent that has imported everything keeps a round to a fraction of a second;
 the parent runs no torch code and starts no thread before it forks.
@@ -36,8 +36,9 @@ from typing import Any
 
 import torch
 
-from bot.engine import Engine
-from bot.service import NoStory, Place, Service
+from bot.engine.worker import Engine
+from bot.messages import NoStory
+from bot.service import Place, Service
 from bot.storage import Storage
 from models.base import Prompt, UnsupportedStrategy
 

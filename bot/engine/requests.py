@@ -1,0 +1,194 @@
+"""What flows through the engine: requests, their handles and events, and running rows."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Literal
+
+from models.base import Prompt, StepModel
+from models.params import GenerationParams
+from models.sampling import RowSampling
+
+if TYPE_CHECKING:
+    from bot.engine.worker import Engine
+
+EventKind = Literal["started", "text", "variant_done", "done", "error", "cancelled"]
+TERMINAL = ("done", "error", "cancelled")
+# A prompt cut to fit the context window still leaves room for this many tokens (the shortest length).
+MIN_OUTPUT_ROOM = 8
+
+
+@dataclass(frozen=True)
+class Event:
+    """One thing that happened to a request. `text` is a new piece for "text" events, the
+    whole final text for "variant_done" and "done", a user-facing message for "error"."""
+
+    kind: EventKind
+    text: str = ""
+    variant: int = 0
+    reason: str | None = None
+
+
+@dataclass
+class GenerationRequest:
+    """A prompt with its settings, and whose turn it is (fairness) and whose it is (limits)."""
+
+    prompt: Prompt
+    params: GenerationParams
+    fairness_key: str = "default"
+    user_id: int | None = None
+
+
+class RequestHandle:
+    """The asyncio side of one request: events in order, cancel, queue position."""
+
+    def __init__(self, request_id: int, request: GenerationRequest, loop: asyncio.AbstractEventLoop,
+                 engine: Engine) -> None:
+        self.id = request_id
+        self.request = request
+        self.fairness_key = request.fairness_key
+        self.user_id = request.user_id
+        self.submitted_at = time.monotonic()
+        self.started_at: float | None = None
+        self.cancelled = False
+        self.model_used: str | None = None
+        self.note: str | None = None
+        self.variants_left = request.params.variants
+        self.texts: dict[int, str] = {}
+        self._loop = loop
+        self._engine = engine
+        self._events: asyncio.Queue[Event] = asyncio.Queue()
+        self.final: Event | None = None
+
+    def deliver(self, event: Event) -> None:
+        """Called from the worker thread: hand the event to the event loop."""
+        try:
+            self._loop.call_soon_threadsafe(self._events.put_nowait, event)
+        except RuntimeError:  # the loop is closed: nobody is listening any more
+            pass
+
+    async def events(self) -> AsyncIterator[Event]:
+        """Events until the terminal one (done, error or cancelled), which is yielded last."""
+        while True:
+            event = await self._events.get()
+            yield event
+            if event.kind in TERMINAL:
+                self.final = event
+                return
+
+    async def result(self) -> Event:
+        """Wait for the terminal event, ignoring the stream."""
+        async for event in self.events():
+            if event.kind in TERMINAL:
+                return event
+        raise AssertionError("unreachable")
+
+    def cancel(self) -> None:
+        self._engine.cancel(self)
+
+    def position(self) -> int | None:
+        """1-based place in the waiting line, or None once it runs."""
+        return self._engine.position(self)
+
+
+@dataclass
+class Row:
+    """One variant of a running request: its prompt, sampling state and streamed text."""
+
+    handle: RequestHandle
+    variant: int
+    prompt_ids: list[int]
+    sampling: RowSampling
+    text: str = ""
+    sent: int = 0  # characters of `text` already streamed
+    first_token_at: float | None = None
+    finished_reason: str | None = None
+    error: str | None = None
+    done: bool = False
+    pending_text: str = field(default="", repr=False)
+
+    def step(self, token: int, model: StepModel) -> None:
+        """Take one chosen token; update the text and decide whether the row is finished."""
+        params = self.sampling.params
+        ignore_eos = bool(params.extra.get("ignore_eos"))
+        count = len(self.sampling.generated)
+        if token in model.eos_token_ids and not ignore_eos and count >= params.min_new_tokens:
+            self.finish(self.text, "stop")
+            return
+        self.sampling.push(token)
+        self.text = model.decode_text(self.sampling.generated).lstrip()
+        if count + 1 >= params.max_new_tokens:
+            self.finish(self.text, "length")
+            return
+        if not ignore_eos and count + 1 >= params.min_new_tokens and self._stop_found(params):
+            return
+        # Hold back what a later stop could still cut: a half character, trailing spaces,
+        # and the beginning of a stop string.
+        visible = self.text.rstrip("\ufffd").rstrip()
+        if params.stop:
+            visible = visible[: max(self.sent, len(visible) - len(params.stop) + 1)]
+        if len(visible) > self.sent:
+            self.pending_text += visible[self.sent:]
+            self.sent = len(visible)
+
+    def _stop_found(self, params: GenerationParams) -> bool:
+        body = self.text
+        cut = -1
+        if params.stop and params.stop in body:
+            cut = body.index(params.stop)
+        if params.stop_at_paragraph and "\n\n" in body.rstrip():
+            para = body.index("\n\n")
+            cut = para if cut < 0 else min(cut, para)
+        if cut < 0:
+            return False
+        self.finish(body[:cut], "stop")
+        return True
+
+    def finish(self, text: str, reason: str, error: str | None = None) -> None:
+        self.text = text.strip()
+        self.finished_reason = reason
+        self.error = error
+        if len(self.text) > self.sent and self.text.startswith(self.text[: self.sent]):
+            self.pending_text += self.text[self.sent:]
+            self.sent = len(self.text)
+
+    def take_pending(self) -> str:
+        piece, self.pending_text = self.pending_text, ""
+        return piece
+
+
+def fit_to_window(prompt_ids: list[int], params: GenerationParams,
+                  window: int) -> tuple[list[int], GenerationParams]:
+    """The prompt and settings of a request, cut so that prompt plus output fit the context window.
+
+    A position past the window fails the decode step of the whole batch, so one long prompt (a
+    topic in a script the tokenizer splits into bytes, say) must never get there: the prompt
+    keeps its newest tokens, and the length shrinks to the room that is left.
+    """
+    prompt_ids = prompt_ids[-max(1, window - MIN_OUTPUT_ROOM):]
+    room = window - len(prompt_ids)
+    if params.max_new_tokens <= room:
+        return prompt_ids, params
+    return prompt_ids, dataclasses.replace(params, max_new_tokens=room,
+                                           min_new_tokens=min(params.min_new_tokens, room))
+
+
+def is_out_of_memory(error: BaseException) -> bool:
+    return isinstance(error, torch_oom_types()) or "out of memory" in str(error).lower()
+
+
+def torch_oom_types() -> tuple[type[BaseException], ...]:
+    import torch
+
+    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
+    return (MemoryError,) + ((oom,) if oom else ())
+
+
+def friendly_error(error: BaseException) -> str:
+    """A one-line reason fit for users and logs (no traceback, no secrets)."""
+    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+    return text[:200]

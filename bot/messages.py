@@ -1,0 +1,36 @@
+"""Every sentence a user reads about a failure, and the UserError family that carries them.
+
+The engine and storage report what went wrong in their own terms (an event's reason, an
+exception); the service and the fronts turn that into these sentences, so the wording lives
+in one place and no layer below the service holds text meant for users.
+"""
+
+from __future__ import annotations
+
+# A request still waiting or running when the bot stops ends with this.
+SHUTTING_DOWN = "the bot is shutting down: try again in a minute"
+# The requests of a batch whose step failed end with this; the reason is a one-line summary.
+STEP_FAILED = "the model failed while writing this paragraph ({reason}): please try again"
+# How a paragraph ends when the database cannot take it; the reason is StorageUnavailable's.
+NOT_SAVED = "I wrote this paragraph but could not save it ({reason}): please try again in a moment."
+NO_MODEL = "no model is available"
+GENERATION_FAILED = "generation failed"
+
+
+class UserError(Exception):
+    """An expected failure with a message fit to show the user as it is."""
+
+
+class PermissionDenied(UserError):
+    """The member lacks a permission the action needs."""
+
+
+class NoStory(UserError):
+    """There is no story where the member asked for one."""
+
+
+class ShuttingDown(UserError):
+    """The bot takes no new requests: it is on its way out."""
+
+    def __init__(self) -> None:
+        super().__init__(SHUTTING_DOWN)
