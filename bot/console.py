@@ -25,6 +25,7 @@ from bot.messages import UserError
 from bot.service import Generation, Place, Service
 from bot.shutdown import run_until_stopped
 from bot.storage import StorageUnavailable
+from bot.story_text import CONSOLE_STYLE, StoryText
 from models.params import SETTINGS, SettingError
 
 CONSOLE_PLACE = Place(channel_id=0, user_id=0)
@@ -142,7 +143,7 @@ class Console:
         elif command == "compare":
             topic = parse_options(rest, "topic").get("topic", "")
             for generation in await self.service.compare(self.place, topic):
-                event = await generation.handle.result()
+                event = await generation.result()
                 body = event.text if event.kind == "done" else f"(failed: {event.text})"
                 self.say(f"[{generation.params.model}]\n{body}\n")
         elif command == "regenerate":
@@ -150,7 +151,7 @@ class Console:
         elif command == "settings":
             await self.settings(rest)
         elif command == "stats":
-            self.say(stats_text(self.service.engine.stats()))
+            self.say(stats_text(self.service.stats()))
         else:
             self.say(f"Unknown command /{command}. Type /help.")
         return True
@@ -181,20 +182,19 @@ class Console:
             self.say("Usage: /settings show | /settings set NAME VALUE | /settings reset")
 
     async def stream(self, generation: Generation) -> None:
-        """Print text as it is written; variants are printed one after another."""
+        """Print text as it is written. Variants are written at once but printed one after
+        another, each whole (StoryText shows a variant once the ones before it are done)."""
+        story = StoryText(generation.params.variants, style=CONSOLE_STYLE)
+        shown = ""
         async for event in generation.events():
-            if event.kind == "started" and event.text:
-                self.say(f"({event.text})")
-            elif event.kind == "text":
-                self.out.write(event.text)
+            story.apply(event)
+            text = story.text()
+            # The text only grows; should a stop ever cut what was shown, start a fresh line.
+            piece = text[len(shown):] if text.startswith(shown) else "\n" + text
+            if piece:
+                self.out.write(piece)
                 self.out.flush()
-            elif event.kind == "variant_done":
-                if generation.params.variants > 1:
-                    self.say(f"\n--- variant {event.variant + 1} done ---")
-            elif event.kind == "error":
-                self.say(f"\nSorry: {event.text}")
-            elif event.kind == "cancelled":
-                self.say("\n(stopped)")
+            shown = text
         self.out.write("\n")
         self.out.flush()
 

@@ -9,16 +9,18 @@ from __future__ import annotations
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from bot.engine.fair_queue import QueueFull, UserBusy
-from bot.engine.requests import Event, GenerationRequest, RequestHandle
+from bot.engine.metrics import EngineStats
+from bot.engine.requests import GenerationRequest, RequestHandle
 from bot.engine.worker import Engine
+from bot.generation import Generation, GenerationControls, GenerationKind, Generations
 from bot.limits import COOLDOWN_S, MAX_DIRECTION_CHARS, MAX_TOPIC_CHARS
-from bot.messages import NOT_SAVED, NoStory, PermissionDenied, ShuttingDown, UserError
-from bot.storage import Scope, Storage, StorageUnavailable, Story, Turn
+from bot.messages import NoStory, PermissionDenied, ShuttingDown, UserError
+from bot.place import Place
+from bot.storage import Scope, Storage, Story, Turn, TurnKind
 from models.base import Prompt
 from models.params import SETTINGS, GenerationParams, SettingError, parse_setting, show_value
 from models.registry import BUILT_IN_MODELS
@@ -26,65 +28,9 @@ from models.registry import BUILT_IN_MODELS
 log = logging.getLogger(__name__)
 
 COMPARE_MODELS = ("smollm2", "lstm", "markov")
-SCOPE_NAMES = {"server": "guild", "channel": "channel", "thread": "thread"}
-
-
-@dataclass(frozen=True)
-class Place:
-    """Where a command came from and what its author may do there."""
-
-    channel_id: int
-    user_id: int
-    guild_id: int | None = None
-    thread_id: int | None = None
-    can_manage_channel: bool = True
-    can_manage_guild: bool = True
-    can_manage_messages: bool = True
-
-    @property
-    def conversation_id(self) -> int:
-        """The thread when there is one, else the channel: where a story lives."""
-        return self.thread_id or self.channel_id
-
-
-@dataclass
-class Generation:
-    """A running /write or /continue: stream its events; the result is stored when done."""
-
-    handle: RequestHandle
-    service: Service
-    place: Place
-    kind: str
-    topic: str
-    params: GenerationParams
-    story: Story | None = None
-    direction: str | None = None
-    replace_last: bool = False
-    title: str = ""
-    """Shown above the text (/compare names each model)."""
-    turn: Turn | None = field(default=None, init=False)
-
-    async def events(self) -> AsyncIterator[Event]:
-        """Engine events; the final "done" is yielded only after the turn is stored, and becomes
-        an "error" saying so when the database cannot take it (busy elsewhere, disk full)."""
-        async for event in self.handle.events():
-            if event.kind == "done" and event.text.strip() and self.kind != "compare":
-                event = await self._stored(event)
-            yield event
-
-    async def _stored(self, done: Event) -> Event:
-        try:
-            self.turn = await self.service._store(self, done.text)
-        except StorageUnavailable as error:
-            log.warning("a paragraph for %s was not saved: %s", self.place.conversation_id, error)
-            return Event("error", text=NOT_SAVED.format(reason=error))
-        return done
-
-    def position(self) -> int | None:
-        return self.handle.position()
-
-    def cancel(self) -> None:
-        self.handle.cancel()
+SCOPE_NAMES: dict[str, Scope] = {"server": "guild", "channel": "channel", "thread": "thread"}
+# Where the whole shutdown waits for finished paragraphs to be stored, at most.
+STORE_WAIT_S = 10.0
 
 
 class Service:
@@ -103,6 +49,7 @@ class Service:
         self.cooldown_s = cooldown_s
         self._last_request: dict[int, float] = {}
         self.accepting = True  # False once shutting down: new paragraphs get ShuttingDown
+        self.generations = Generations(GenerationControls(engine.cancel, engine.position), self._store)
 
     # -- settings -----------------------------------------------------------------------------
     async def settings_for(self, place: Place) -> GenerationParams:
@@ -126,18 +73,18 @@ class Service:
         current = await self.settings_for(place)
         changes = with_consistent_lengths(current, {key: parsed})
         current.replace(**changes)  # validates cross-field rules such as min <= max
-        await self.storage.update_settings(db_scope, scope_id, changes)  # type: ignore[arg-type]
+        await self.storage.update_settings(db_scope, scope_id, changes)
         shown = "unset" if parsed is None else parsed
         also = "" if len(changes) == 1 else f" (min_new_tokens lowered to {parsed} to match)"
         return f"{key} is now {shown} for this {scope}{also}."
 
     async def reset_settings(self, place: Place, scope: str = "channel") -> str:
         db_scope, scope_id = self._writable_scope(place, scope)
-        removed = await self.storage.reset_settings(db_scope, scope_id)  # type: ignore[arg-type]
+        removed = await self.storage.reset_settings(db_scope, scope_id)
         return f"Settings for this {scope} are back to defaults." if removed else \
             f"This {scope} had no settings of its own."
 
-    def _writable_scope(self, place: Place, scope: str) -> tuple[str, int]:
+    def _writable_scope(self, place: Place, scope: str) -> tuple[Scope, int]:
         if scope not in SCOPE_NAMES:
             raise UserError(f"scope must be server, channel or thread, got {show_value(scope)}")
         if scope == "server":
@@ -181,9 +128,8 @@ class Service:
         params = await self._params(place, None)
         last = turns[-1]
         prompt = Prompt(story.topic, [t.text for t in turns[:-1]], last.direction)
-        generation = self._submit(place, last.kind, story.topic, params, prompt, story, last.direction)
-        generation.replace_last = True
-        return generation
+        kind: GenerationKind = "continue" if last.kind == "continue" else "write"
+        return self._submit(place, kind, story.topic, params, prompt, story, last.direction, replace_last=True)
 
     async def compare(self, place: Place, topic: str, models: tuple[str, ...] = COMPARE_MODELS) -> list[Generation]:
         """The same topic from every backend, each with this channel's other settings."""
@@ -204,7 +150,8 @@ class Service:
                 for started in generations:
                     started.cancel()
                 raise
-            generations.append(Generation(handle, self, place, "compare", topic, params, title=model))
+            generations.append(self.generations.start(
+                Generation(handle, place, "compare", topic, params, title=model)))
         self._last_request[place.user_id] = self._clock()
         return generations
 
@@ -226,6 +173,14 @@ class Service:
         """Record where a story lives on Discord (its thread and first message)."""
         await self.storage.set_story_home(story_id, thread_id=thread_id, message_id=message_id)
 
+    async def turns(self, story: Story) -> list[Turn]:
+        """Every turn of a story, in order (an export reads them)."""
+        return await self.storage.turns(story.id)
+
+    def stats(self) -> EngineStats:
+        """How busy the engine is, for /stats and the console."""
+        return self.engine.stats()
+
     async def forget(self, place: Place) -> int:
         if not place.can_manage_messages:
             raise PermissionDenied("forgetting history needs the Manage Messages permission")
@@ -234,9 +189,10 @@ class Service:
     async def shut_down(self, grace_s: float) -> None:
         """Refuse new paragraphs, end waiting ones with a message now, let running ones finish for
         up to `grace_s` seconds and cut the rest with the same message; then the engine is stopped.
-        Storage stays open: paragraphs that finished are still being stored."""
+        Returns once every paragraph that finished is stored (storage must stay open till then)."""
         self.accepting = False
         await self.engine.drain(grace_s)
+        await self.generations.wait(STORE_WAIT_S)
 
     # -- internals ----------------------------------------------------------------------------
     async def _params(self, place: Place, overrides: dict[str, Any] | None) -> GenerationParams:
@@ -252,15 +208,16 @@ class Service:
         except SettingError as error:
             raise UserError(str(error)) from None
 
-    def _submit(self, place: Place, kind: str, topic: str, params: GenerationParams, prompt: Prompt,
-                story: Story | None = None, direction: str | None = None) -> Generation:
+    def _submit(self, place: Place, kind: GenerationKind, topic: str, params: GenerationParams, prompt: Prompt,
+                story: Story | None = None, direction: str | None = None, replace_last: bool = False) -> Generation:
         self._check_accepting()
         self._check_cooldown(place.user_id)
         request = GenerationRequest(prompt, params, fairness_key=str(place.conversation_id),
                                     user_id=place.user_id)
         handle = self._enqueue(request)
         self._last_request[place.user_id] = self._clock()
-        return Generation(handle, self, place, kind, topic, params, story, direction)
+        return self.generations.start(
+            Generation(handle, place, kind, topic, params, story, direction, replace_last=replace_last))
 
     def _enqueue(self, request: GenerationRequest) -> RequestHandle:
         """Hand a request to the engine; a full queue or a busy user becomes a friendly UserError."""
@@ -283,6 +240,8 @@ class Service:
             raise UserError(f"slow down a little: try again in {math.ceil(wait)} s")
 
     async def _store(self, generation: Generation, text: str) -> Turn:
+        """Store a finished paragraph: a new story, the story's next turn, or its last one again."""
+        kind: TurnKind = "continue" if generation.kind == "continue" else "write"
         settings = generation.params.to_dict() | {"model": generation.handle.model_used}
         place = generation.place
         if generation.replace_last and generation.story is not None:
@@ -291,9 +250,9 @@ class Service:
             generation.story, turn = await self.storage.start_story(
                 guild_id=place.guild_id, channel_id=place.conversation_id, author_id=place.user_id,
                 topic=generation.topic, model=generation.handle.model_used or generation.params.model,
-                kind=generation.kind, text=text, settings=settings)  # type: ignore[arg-type]
+                kind=kind, text=text, settings=settings)
             return turn
-        return await self.storage.add_turn(generation.story.id, kind=generation.kind, text=text,  # type: ignore[arg-type]
+        return await self.storage.add_turn(generation.story.id, kind=kind, text=text,
                                            settings=settings, author_id=place.user_id,
                                            direction=generation.direction)
 

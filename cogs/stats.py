@@ -26,7 +26,7 @@ class Stats(commands.Cog):
     @app_commands.allowed_installs(guilds=True, users=False)
     async def stats(self, interaction: discord.Interaction) -> None:
         """How busy the writer is: queue, your position, speed, models, device, uptime."""
-        stats = self.bot.service.engine.stats()
+        stats = self.bot.service.stats()
         position = self.bot.active.position_of(interaction.user.id)
         await interaction.response.send_message(f"```\n{stats_text(stats, position)}\n```", ephemeral=True,
                                                 allowed_mentions=NO_MENTIONS)

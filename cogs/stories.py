@@ -125,8 +125,7 @@ class Stories(commands.Cog, name=STORIES_COG):
         """Download this thread's story (or this channel's newest) as a Markdown file."""
         await interaction.response.defer(thinking=True, ephemeral=True)
         story = await self.service.story_here(place_of(interaction))
-        # The service has no turns() of its own yet; reading them is all an export needs.
-        turns = await self.service.storage.turns(story.id)
+        turns = await self.service.turns(story)
         data = story_markdown(story, turns).encode("utf-8")
         file = discord.File(io.BytesIO(data), filename=export_filename(story))
         await interaction.followup.send(f"The story so far: {len(turns)} part(s).", file=file,

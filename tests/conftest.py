@@ -223,3 +223,37 @@ async def rig(tiny_gpt2_model: Any, tiny_gpt2_dir: Path, tmp_path: Path) -> Asyn
             yield DiscordRig(fake, tiny_gpt2_model, str(tiny_gpt2_dir), tmp_path / "bot.db")
     finally:
         torch.set_num_threads(threads)
+
+
+# The guild the `service` fixture's settings belong to, and its short paragraphs there.
+GUILD = 1
+SHORT = {"max_new_tokens": 12, "min_new_tokens": 2, "stop_at_paragraph": False}
+
+
+@pytest_asyncio.fixture
+async def service(tiny_gpt2_model: Any, tiny_gpt2_dir: Path, tmp_path: Path) -> AsyncIterator[Any]:
+    """A Service as `bot.__main__` builds it, on a real SQLite file and a real engine; only the
+    tiny GPT-2 loads (other names fall back). Paragraphs in GUILD are SHORT."""
+    import torch
+
+    from bot.engine.worker import Engine
+    from bot.service import Service
+    from bot.storage import Storage
+
+    name = str(tiny_gpt2_dir)
+
+    def load(model: str) -> Any:
+        if model != name:
+            raise FileNotFoundError(f"no model called {model}")
+        return tiny_gpt2_model
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    engine = Engine(load, name, max_batch=8)
+    try:
+        async with await Storage.open(tmp_path / "bot.db") as storage, engine:
+            engine.preload(name)
+            await storage.update_settings("guild", GUILD, SHORT)
+            yield Service(storage, engine, name, cooldown_s=0)
+    finally:
+        torch.set_num_threads(threads)

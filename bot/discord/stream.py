@@ -22,9 +22,9 @@ import discord
 from bot.discord.errors import NO_MENTIONS, STREAMING, error_id
 from bot.discord.pages import PageLayout
 from bot.discord.views import Phase, buttons_for
-from bot.engine.requests import Event
 from bot.limits import EDIT_INTERVAL_S, INTERACTION_TOKEN_S, QUEUE_POSITION_INTERVAL_S, WRITING_MARKER
 from bot.service import Generation
+from bot.story_text import DISCORD_STYLE, StoryText
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -32,7 +32,7 @@ T = TypeVar("T")
 TOKEN_MARGIN_S = 60.0  # stop using an interaction token this long before Discord expires it
 WAITING = "⏳ Waiting in line: number {position}…"
 STARTING = WRITING_MARKER.strip()
-STOPPED = "*(stopped)*"
+STOPPED = DISCORD_STYLE.stopped
 NOTHING = "*(nothing was written this time: try again, perhaps with another topic)*"
 EMPTY_POLL_S = 0.05  # how often a shutdown looks whether the last streams are done
 
@@ -155,46 +155,6 @@ class ActiveGenerations:
         return min(places, default=None)
 
 
-class StoryText:
-    """What the events have said so far, as one text that only grows."""
-
-    def __init__(self, variants: int, title: str = "") -> None:
-        self.title = f"**{title}**" if title else ""
-        self.note = ""
-        self.parts = [""] * variants
-        self.done = [False] * variants
-        self.ending = ""
-        self.started = False
-
-    def apply(self, event: Event) -> None:
-        if event.kind == "started":
-            self.started = True
-            self.note = f"*{event.text}*" if event.text else ""
-        elif event.kind == "text":
-            self.parts[event.variant] += event.text
-        elif event.kind == "variant_done":
-            self.done[event.variant] = True
-            self.parts[event.variant] = event.text
-        elif event.kind == "error":
-            self.ending = f"Sorry: {event.text}"
-        elif event.kind == "cancelled":
-            self.ending = STOPPED
-
-    def fail(self, message: str) -> None:
-        self.ending = message
-
-    def text(self) -> str:
-        # A version is shown once every earlier one is done, so the text only ever grows.
-        chunks = [self.title, self.note]
-        many = len(self.parts) > 1
-        for index, part in enumerate(self.parts):
-            if index and not all(self.done[:index]):
-                break
-            chunks.append(f"**Version {index + 1}**\n{part}" if many else part)
-        chunks.append(self.ending)
-        return "\n\n".join(chunk for chunk in chunks if chunk.strip())
-
-
 class StoryStream:
     """Posts one Generation through a Target; `run` returns the ids of the messages it used."""
 
@@ -204,7 +164,7 @@ class StoryStream:
         self.target = target
         self.timing = timing
         self.active = active
-        self.story = StoryText(generation.params.variants, generation.title)
+        self.story = StoryText(generation.params.variants, generation.title, DISCORD_STYLE)
         self.layout = PageLayout()
         self.message_ids: list[int] = []
         self._shown: list[tuple[str, Phase | None]] = []  # (content, buttons) as Discord has them

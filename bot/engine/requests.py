@@ -7,14 +7,11 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
 from models.base import Prompt, StepModel
 from models.params import GenerationParams
 from models.sampling import RowSampling
-
-if TYPE_CHECKING:
-    from bot.engine.worker import Engine
 
 EventKind = Literal["started", "text", "variant_done", "done", "error", "cancelled"]
 TERMINAL = ("done", "error", "cancelled")
@@ -44,10 +41,10 @@ class GenerationRequest:
 
 
 class RequestHandle:
-    """The asyncio side of one request: events in order, cancel, queue position."""
+    """The asyncio side of one request: its events in order. Cancelling and the place in line
+    are the engine's to answer (`Engine.cancel`, `Engine.position`): a handle knows no engine."""
 
-    def __init__(self, request_id: int, request: GenerationRequest, loop: asyncio.AbstractEventLoop,
-                 engine: Engine) -> None:
+    def __init__(self, request_id: int, request: GenerationRequest, loop: asyncio.AbstractEventLoop) -> None:
         self.id = request_id
         self.request = request
         self.fairness_key = request.fairness_key
@@ -60,7 +57,6 @@ class RequestHandle:
         self.variants_left = request.params.variants
         self.texts: dict[int, str] = {}
         self._loop = loop
-        self._engine = engine
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self.final: Event | None = None
 
@@ -86,13 +82,6 @@ class RequestHandle:
             if event.kind in TERMINAL:
                 return event
         raise AssertionError("unreachable")
-
-    def cancel(self) -> None:
-        self._engine.cancel(self)
-
-    def position(self) -> int | None:
-        """1-based place in the waiting line, or None once it runs."""
-        return self._engine.position(self)
 
 
 @dataclass

@@ -115,16 +115,18 @@ class Engine:
     def submit(self, request: GenerationRequest) -> RequestHandle:
         """Queue a request; raises QueueFull or UserBusy (nothing queued then)."""
         request.params.validate()
-        handle = RequestHandle(next(self._ids), request, asyncio.get_running_loop(), self)
+        handle = RequestHandle(next(self._ids), request, asyncio.get_running_loop())
         self.queue.add(handle, self._estimate_wait)
         self._request_load(request.params.model)
         self._wake.set()
         return handle
 
     def position(self, handle: RequestHandle) -> int | None:
+        """1-based place of a request in the waiting line, or None once it runs."""
         return self.queue.position(handle)
 
     def cancel(self, handle: RequestHandle) -> None:
+        """Stop a request: at once if it waits, at the next step if it runs."""
         handle.cancelled = True
         if self.queue.remove(handle):
             handle.deliver(Event("cancelled"))

@@ -10,7 +10,6 @@ from __future__ import annotations
 import io
 import logging
 import math
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -21,19 +20,16 @@ from hypothesis import strategies as st
 from bot.console import Console
 from bot.discord.pages import export_filename, story_markdown, thread_name
 from bot.engine.requests import Event, GenerationRequest
-from bot.engine.worker import Engine
 from bot.limits import MAX_DIRECTION_CHARS, MAX_TOPIC_CHARS, MESSAGE_LIMIT, THREAD_NAME_CHARS
 from bot.messages import UserError
 from bot.service import Generation, Place, Service
-from bot.storage import Storage
 from models.base import Prompt
 from models.params import SETTINGS, STRATEGIES, GenerationParams, SettingError, check_value, parse_setting
-from tests.conftest import DiscordRig
+from tests.conftest import GUILD, DiscordRig
 
-GUILD, CHANNEL, THREAD, USER = 1, 10, 20, 100
+CHANNEL, THREAD, USER = 10, 20, 100
 IN_CHANNEL = Place(channel_id=CHANNEL, user_id=USER, guild_id=GUILD)
 IN_THREAD = Place(channel_id=CHANNEL, user_id=USER, guild_id=GUILD, thread_id=THREAD)
-SHORT = {"max_new_tokens": 12, "min_new_tokens": 2, "stop_at_paragraph": False}
 # A refusal is one or two lines: it must fit a reply with room to spare, whatever was typed.
 CLEAR_MESSAGE_CHARS = 300
 
@@ -73,31 +69,7 @@ NUMBER_TEXT = st.one_of(NUMBERS.map(str), st.sampled_from(
      "on", "off", "unset", "none", "random", "True", "--1", "1,5", "½"]))
 
 
-# -- the service under test ------------------------------------------------------------------------
-@pytest.fixture
-async def service(tiny_gpt2_model: Any, tiny_gpt2_dir: Path, tmp_path: Path) -> AsyncIterator[Service]:
-    """A Service as `bot.__main__` builds it; only the tiny GPT-2 loads (other names fall back)."""
-    import torch
-
-    name = str(tiny_gpt2_dir)
-
-    def load(model: str) -> Any:
-        if model != name:
-            raise FileNotFoundError(f"no model called {model}")
-        return tiny_gpt2_model
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    engine = Engine(load, name, max_batch=8)
-    try:
-        async with await Storage.open(tmp_path / "bot.db") as storage, engine:
-            engine.preload(name)
-            await storage.update_settings("guild", GUILD, SHORT)
-            yield Service(storage, engine, name, cooldown_s=0)
-    finally:
-        torch.set_num_threads(threads)
-
-
+# -- the service under test: the `service` fixture (tests/conftest.py) ----------------------------
 async def finish(generation: Generation) -> Event:
     """Stream a generation to its end, as the fronts do (the turn is stored before "done")."""
     events = [e async for e in generation.events()]

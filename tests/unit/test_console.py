@@ -68,3 +68,26 @@ def test_embedded_model_writes_a_paragraph_on_the_topic(tmp_path: Path) -> None:
     paragraph = result.stdout.split("seed is now 7", 1)[-1].split("\n", 1)[-1]
     assert len(paragraph.split()) >= 40, result.stdout
     assert any(word in paragraph.lower() for word in ("lighthouse", "keeper", "lamp", "light", "sea")), paragraph
+
+
+def test_variants_are_printed_as_whole_separate_paragraphs(tmp_path: Path, tiny_gpt2_dir: Path) -> None:
+    """Three variants are written at the same time; the console prints each one whole, in order."""
+    db = tmp_path / "bot.db"
+    result = run_console("/settings set max_new_tokens 30\n/settings set min_new_tokens 30\n"
+                         "/settings set variants 3\n/write topic: a lighthouse keeper\n", db, str(tiny_gpt2_dir))
+    assert result.returncode == 0, result.stderr
+    written = result.stdout.split("variants is now 3 for this channel.\n", 1)[1]
+    first, second, third = variant_paragraphs(written)
+    with sqlite3.connect(db) as conn:
+        (stored,) = conn.execute("SELECT text FROM turns").fetchone()
+    assert first == stored  # variant 1 is the one a story keeps
+    assert second and third and len({first, second, third}) == 3
+
+
+def variant_paragraphs(written: str) -> list[str]:
+    """The text under each "--- variant N ---" heading, which must come in order 1, 2, 3."""
+    pieces = written.split("--- variant ")
+    assert pieces[0].strip() == "", written
+    numbers = [piece.split(" ---\n", 1)[0] for piece in pieces[1:]]
+    assert numbers == ["1", "2", "3"], written
+    return [piece.split(" ---\n", 1)[1].strip() for piece in pieces[1:]]

@@ -125,7 +125,7 @@ async def test_cancel_frees_the_slot_for_the_next_request(tiny: HFStepModel) -> 
         second = engine.submit(request("bread", GREEDY, key="b"))
         async for event in first.events():
             if event.kind == "text":
-                first.cancel()
+                engine.cancel(first)
         assert first.final is not None and first.final.kind == "cancelled"
         assert (await second.result()).kind == "done"
 
@@ -170,7 +170,7 @@ async def test_busy_channel_cannot_starve_others(tiny: HFStepModel) -> None:
     async with Engine(loader, "tiny", max_batch=1) as engine:
         busy = [engine.submit(request(f"a{i}", key="busy")) for i in range(3)]
         quiet = engine.submit(request("b", key="quiet"))
-        assert [h.position() for h in busy + [quiet]] == [1, 3, 4, 2]
+        assert [engine.position(h) for h in busy + [quiet]] == [1, 3, 4, 2]
         loader.release.set()
         order = []
 

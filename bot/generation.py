@@ -1,0 +1,129 @@
+"""The life of one paragraph after the engine takes it: follow, store, and tell the front.
+
+The service starts a `Generation` and owns it until the end: a task of its own reads the
+engine's events, stores the turn when the engine finishes, and forwards every event to
+whichever front is showing it. A front that stops reading (a deleted message, a closed
+console) changes nothing about what is saved. "done" reaches a front only after the
+paragraph is stored; when the database cannot take it, the front gets an "error" instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from bot.engine.requests import TERMINAL, Event, RequestHandle
+from bot.messages import NOT_SAVED
+from bot.place import Place
+from bot.storage import StorageUnavailable, Story, Turn
+from models.params import GenerationParams
+
+log = logging.getLogger(__name__)
+
+GenerationKind = Literal["write", "continue", "compare"]
+
+
+@dataclass
+class Generation:
+    """A running /write, /continue or /compare entry: its events, its place in line, Stop.
+
+    `turn` is the stored paragraph once it is saved (never for /compare)."""
+
+    handle: RequestHandle
+    place: Place
+    kind: GenerationKind
+    topic: str
+    params: GenerationParams
+    story: Story | None = None
+    direction: str | None = None
+    replace_last: bool = False
+    title: str = ""
+    """Shown above the text (/compare names each model)."""
+    turn: Turn | None = field(default=None, init=False)
+    _controls: GenerationControls | None = field(default=None, init=False, repr=False)
+    _events: asyncio.Queue[Event | BaseException] = field(default_factory=asyncio.Queue, init=False,
+                                                          repr=False)
+    _final: asyncio.Future[Event] | None = field(default=None, init=False, repr=False)
+
+    async def events(self) -> AsyncIterator[Event]:
+        """The events in order, the terminal one last. "done" comes only once the turn is
+        stored; an unexpected failure while storing is raised here, to the front."""
+        while True:
+            item = await self._events.get()
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+            if item.kind in TERMINAL:
+                return
+
+    async def result(self) -> Event:
+        """The terminal event, once the turn is stored (or could not be)."""
+        if self._final is None:
+            raise RuntimeError("the generation was never started")
+        return await asyncio.shield(self._final)
+
+    def position(self) -> int | None:
+        """1-based place in the waiting line, or None once it runs."""
+        return self._controls.position(self.handle) if self._controls else None
+
+    def cancel(self) -> None:
+        """Stop writing; what was written so far is not stored."""
+        if self._controls is not None:
+            self._controls.cancel(self.handle)
+
+
+@dataclass(frozen=True)
+class GenerationControls:
+    """What a generation may ask of the engine about its own request."""
+
+    cancel: Callable[[RequestHandle], None]
+    position: Callable[[RequestHandle], int | None]
+
+
+class Generations:
+    """The generations the service is following: started here, stored here, awaited on shutdown."""
+
+    def __init__(self, controls: GenerationControls,
+                 store: Callable[[Generation, str], Awaitable[Turn]]) -> None:
+        self._controls = controls
+        self._store = store
+        self._following: set[asyncio.Task[Event]] = set()
+
+    def start(self, generation: Generation) -> Generation:
+        """Follow `generation` from now until its turn is stored, whoever reads its events."""
+        generation._controls = self._controls
+        task = asyncio.create_task(self._follow(generation), name=f"generation-{generation.handle.id}")
+        generation._final = asyncio.ensure_future(task)
+        self._following.add(task)
+        task.add_done_callback(self._following.discard)
+        return generation
+
+    async def wait(self, timeout: float | None = None) -> None:
+        """Wait until every followed generation has ended and been stored."""
+        if self._following:
+            await asyncio.wait(list(self._following), timeout=timeout)
+
+    async def _follow(self, generation: Generation) -> Event:
+        async for event in generation.handle.events():
+            if event.kind == "done" and event.text.strip() and generation.kind != "compare":
+                try:
+                    event = await self._stored(generation, event)
+                except Exception as error:  # the front that reads says so, with an error id
+                    log.warning("storing a paragraph for %s failed: %r", generation.place.conversation_id, error)
+                    generation._events.put_nowait(error)
+                    return Event("error", text=str(error))
+            generation._events.put_nowait(event)
+            if event.kind in TERMINAL:
+                return event
+        raise AssertionError("unreachable: a request always ends with a terminal event")
+
+    async def _stored(self, generation: Generation, done: Event) -> Event:
+        try:
+            generation.turn = await self._store(generation, done.text)
+        except StorageUnavailable as error:
+            log.warning("a paragraph for %s was not saved: %s", generation.place.conversation_id, error)
+            return Event("error", text=NOT_SAVED.format(reason=error))
+        return done
