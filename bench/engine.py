@@ -21,10 +21,10 @@ from dataclasses import dataclass
 
 import torch
 
-from bot.config import DEFAULT_MAX_BATCH
 from bot.engine.metrics import percentile
 from bot.engine.requests import GenerationRequest
 from bot.engine.worker import Engine
+from bot.limits import DEFAULT_MAX_BATCH
 from models.base import Prompt
 from models.hf import HFStepModel, load_hf_model, pick_device
 from models.params import GenerationParams
@@ -53,7 +53,7 @@ def workload(n: int, rate: float, seed: int, model: str) -> list[Job]:
             top_k=rng.choice([20, 40, 50]), top_p=rng.choice([0.8, 0.9, 0.95]),
             no_repeat_ngram_size=rng.choice([0, 0, 3]), repetition_penalty=rng.choice([1.0, 1.0, 1.1]),
             max_new_tokens=length, min_new_tokens=min(length, 256), seed=seed * 1000 + i,
-            stop_at_paragraph=False, extra={"ignore_eos": True})
+            stop_at_paragraph=False, ignore_eos=True)
         jobs.append(Job(clock, TOPICS[i % len(TOPICS)], params))
     return jobs
 

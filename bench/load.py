@@ -35,13 +35,13 @@ from pathlib import Path
 from typing import Any
 
 from bench.engine import RssSampler
-from bot.config import DEFAULT_MAX_BATCH, Config
+from bot.config import Config
 from bot.discord.client import StoryBot
 from bot.discord.stream import STARTING, WAITING
 from bot.discord.views import CONTINUE_ID, REGENERATE_ID
 from bot.engine.metrics import percentile
 from bot.engine.worker import Engine
-from bot.limits import DEFER_DEADLINE_S, SHUTDOWN_GRACE_S, WRITING_MARKER
+from bot.limits import DEFAULT_MAX_BATCH, DEFER_DEADLINE_S, SHUTDOWN_GRACE_S, WRITING_MARKER
 from bot.service import Service
 from bot.storage import Storage
 from models.hf import pick_device

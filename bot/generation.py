@@ -15,8 +15,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.engine.requests import TERMINAL, Event, RequestHandle
-from bot.messages import NOT_SAVED
+from bot.engine.requests import TERMINAL, Event, Failure, RequestHandle
+from bot.messages import FELL_BACK, GENERATION_FAILED, NO_MODEL, NOT_SAVED, SHUTTING_DOWN, STEP_FAILED
 from bot.place import Place
 from bot.storage import StorageUnavailable, Story, Turn
 from models.params import GenerationParams
@@ -107,7 +107,8 @@ class Generations:
             await asyncio.wait(list(self._following), timeout=timeout)
 
     async def _follow(self, generation: Generation) -> Event:
-        async for event in generation.handle.events():
+        async for engine_event in generation.handle.events():
+            event = worded(engine_event)
             if event.kind == "done" and event.text.strip() and generation.kind != "compare":
                 try:
                     event = await self._stored(generation, event)
@@ -127,3 +128,26 @@ class Generations:
             log.warning("a paragraph for %s was not saved: %s", generation.place.conversation_id, error)
             return Event("error", text=NOT_SAVED.format(reason=error))
         return done
+
+
+def worded(event: Event) -> Event:
+    """The engine's event as a front shows it: failures and fallbacks in the users' words."""
+    if event.kind == "started" and event.fallback is not None:
+        fallback = event.fallback
+        return Event("started", FELL_BACK.format(wanted=fallback.wanted, reason=fallback.reason,
+                                                 used=fallback.used))
+    if event.kind == "error":
+        return Event("error", failure_message(event.failure, event.text), event.variant, event.reason,
+                     event.failure)
+    return event
+
+
+def failure_message(failure: Failure | None, detail: str) -> str:
+    """One sentence for a user about why their paragraph was not written."""
+    if failure is Failure.SHUTTING_DOWN:
+        return SHUTTING_DOWN
+    if failure is Failure.STEP_FAILED:
+        return STEP_FAILED.format(reason=detail)
+    if failure is Failure.NO_MODEL:
+        return NO_MODEL.format(reason=detail)
+    return detail or GENERATION_FAILED

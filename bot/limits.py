@@ -16,3 +16,6 @@ COOLDOWN_S = 3.0  # per user, between two /write or /continue
 SHUTDOWN_GRACE_S = 5  # on SIGTERM, running paragraphs get this long to finish before they are cut
 SHUTDOWN_SHOW_S = 10.0  # then their messages get this long to show how they ended, before logout
 PRUNE_INTERVAL_S = 3600.0  # with RETENTION_DAYS set, old history is looked for this often
+# Rows in one decode step (the engine's default and MAX_BATCH's). On 2 AVX2 cores SmolLM2
+# decodes 64 rows in 1.3x the time of 32 (207 against 132 tokens/s).
+DEFAULT_MAX_BATCH = 64

@@ -13,7 +13,10 @@ SHUTTING_DOWN = "the bot is shutting down: try again in a minute"
 STEP_FAILED = "the model failed while writing this paragraph ({reason}): please try again"
 # How a paragraph ends when the database cannot take it; the reason is StorageUnavailable's.
 NOT_SAVED = "I wrote this paragraph but could not save it ({reason}): please try again in a moment."
-NO_MODEL = "no model is available"
+# The request's model could not be loaded, nor the default; the reason is the default's error.
+NO_MODEL = "no model could be loaded: {reason}"
+# Said above a paragraph the default model wrote in place of the one asked for.
+FELL_BACK = "model {wanted} is not available ({reason}); used {used}"
 GENERATION_FAILED = "generation failed"
 
 

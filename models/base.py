@@ -13,6 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from models.params import GenerationParams
+
 
 class UnsupportedStrategy(ValueError):
     """A decoding strategy this backend cannot do; the message is for users."""
@@ -48,7 +50,9 @@ class StepModel(Protocol):
         ...
 
     def decode_text(self, ids: list[int]) -> str:
-        """Text of generated ids (the engine diffs successive decodes to stream pieces)."""
+        """Text of generated ids. A backend whose text depends on nearby tokens only says so
+        with an attribute `decode_context_tokens` (int); the engine then decodes a short window
+        per token (bot/engine/detokenizer.py) instead of every id each time."""
         ...
 
     def new_batch(self) -> Any:
@@ -68,8 +72,7 @@ class StepModel(Protocol):
         """Keep only these rows of the batch, in this order (finished rows leave)."""
         ...
 
-    def beam_search(self, prompt_ids: list[int], num_beams: int, max_new_tokens: int,
-                    min_new_tokens: int, no_repeat_ngram_size: int,
-                    repetition_penalty: float) -> list[int]:
-        """Generated ids of the best beam; raise UnsupportedStrategy where it makes no sense."""
+    def beam_search(self, prompt_ids: list[int], params: GenerationParams) -> list[int]:
+        """Generated ids of the best beam under `params` (num_beams, lengths, no-repeat size,
+        repetition penalty); raise UnsupportedStrategy where it makes no sense."""
         ...

@@ -23,6 +23,7 @@ from models.base import Prompt, UnsupportedStrategy
 from models.embedded import EMBEDDED_NAME, embedded_gguf
 from models.kv_cache import HeadroomLayer
 from models.ngram_ban import banned_by_ngrams, ngram_free_token_ids
+from models.params import GenerationParams
 from models.prompts import chat_messages, continuation_text
 
 log = logging.getLogger(__name__)
@@ -94,6 +95,11 @@ def load_hf_model(spec: str, device: torch.device, dtype: torch.dtype | None = N
 
 class HFStepModel:
     """A transformers causal LM behind the StepModel protocol (see models/base.py)."""
+
+    # Byte-level BPE and SentencePiece text depends on neighbouring tokens only, so the engine
+    # may decode a window of this many tokens plus the new one instead of the whole output
+    # (vLLM's INITIAL_INCREMENTAL_DETOKENIZATION_OFFSET).
+    decode_context_tokens = 5
 
     def __init__(self, name: str, model: Any, tokenizer: Any, device: torch.device) -> None:
         self.name = name
@@ -231,16 +237,16 @@ class HFStepModel:
 
     # -- beam search (its own path: beams of one request share a prompt) --------------------
     @torch.inference_mode()
-    def beam_search(self, prompt_ids: list[int], num_beams: int, max_new_tokens: int,
-                    min_new_tokens: int, no_repeat_ngram_size: int,
-                    repetition_penalty: float) -> list[int]:
-        if num_beams < 2:
+    def beam_search(self, prompt_ids: list[int], params: GenerationParams) -> list[int]:
+        if params.num_beams < 2:
             raise UnsupportedStrategy("beam search needs at least 2 beams")
         ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.device)
         out = self.model.generate(
-            ids, attention_mask=torch.ones_like(ids), do_sample=False, num_beams=num_beams,
-            max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens, repetition_penalty=repetition_penalty,
-            logits_processor=[WordStartNoRepeatNGram(no_repeat_ngram_size, len(prompt_ids), self.ngram_free_tokens)],
+            ids, attention_mask=torch.ones_like(ids), do_sample=False, num_beams=params.num_beams,
+            max_new_tokens=params.max_new_tokens, min_new_tokens=params.min_new_tokens,
+            repetition_penalty=params.repetition_penalty,
+            logits_processor=[WordStartNoRepeatNGram(params.no_repeat_ngram_size, len(prompt_ids),
+                                                     self.ngram_free_tokens)],
             pad_token_id=self.pad_id, early_stopping=True,
         )
         return [int(t) for t in out[0, len(prompt_ids):]]

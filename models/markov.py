@@ -20,6 +20,7 @@ import torch
 from models.base import Prompt, UnsupportedStrategy
 from models.lstm.data import SPLIT_SEED, VAL_FRACTION, Example, load_examples, split_examples
 from models.lstm.tokenizer import BOS, PAD, SEP, Vocab
+from models.params import GenerationParams
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus.jsonl"
 DEFAULT_ORDER = 3  # trigrams: on ~150k words, 4- and 5-grams are mostly seen once and add nothing
@@ -195,15 +196,7 @@ class MarkovBackend:
     def keep(self, batch: list[Context], rows: list[int]) -> None:
         batch[:] = [batch[r] for r in rows]
 
-    def beam_search(
-        self,
-        prompt_ids: list[int],
-        num_beams: int,
-        max_new_tokens: int,
-        min_new_tokens: int,
-        no_repeat_ngram_size: int,
-        repetition_penalty: float,
-    ) -> list[int]:
+    def beam_search(self, prompt_ids: list[int], params: GenerationParams) -> list[int]:
         raise UnsupportedStrategy(
             "Beam search isn't available for the markov model: it would just pick the most common "
             "word sequence every time. Use greedy or a sampling strategy, or pick the lstm model."

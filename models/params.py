@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 STRATEGIES = ("greedy", "beam", "top_k", "top_p", "sample")
@@ -120,8 +120,9 @@ class GenerationParams:
     """Where /write starts a story in a text channel, open a thread for it (not a model setting:
     the Discord front reads it; it lives here so it layers like every other setting)."""
 
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
-    """Backend-specific hints that are not user settings (e.g. ignore_eos for benchmarks)."""
+    ignore_eos: bool = False
+    """Write on through end of text and stop strings to max_new_tokens (benchmarks; not a user
+    setting: it has no SettingSpec, so no front offers it and nothing stores it)."""
 
     def validate(self) -> GenerationParams:
         """Raise SettingError naming the first bad setting; return self when all are valid."""

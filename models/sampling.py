@@ -82,8 +82,7 @@ def apply_no_repeat_ngram(logits: torch.Tensor, rows: list[RowSampling]) -> torc
 def apply_min_new_tokens(logits: torch.Tensor, rows: list[RowSampling]) -> torch.Tensor:
     """End of text is impossible before min_new_tokens (and always when eos is ignored)."""
     for i, row in enumerate(rows):
-        ignore_eos = bool(row.params.extra.get("ignore_eos"))
-        if row.eos_token_ids and (ignore_eos or len(row.generated) < row.params.min_new_tokens):
+        if row.eos_token_ids and (row.params.ignore_eos or len(row.generated) < row.params.min_new_tokens):
             logits[i, list(row.eos_token_ids)] = NEG_INF
     return logits
 

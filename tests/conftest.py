@@ -85,8 +85,8 @@ class ScriptedModel:
     def keep(self, batch: Any, rows: list[int]) -> None:
         self.inner.keep(batch, rows)
 
-    def beam_search(self, *args: Any) -> list[int]:
-        return self.inner.beam_search(*args)
+    def beam_search(self, prompt_ids: list[int], params: Any) -> list[int]:
+        return self.inner.beam_search(prompt_ids, params)
 
 
 class DiscordRig:

@@ -85,7 +85,7 @@ class WordModel:
     def keep(self, batch: list[int], rows: list[int]) -> None:
         batch[:] = [batch[i] for i in rows]
 
-    def beam_search(self, *args: Any) -> list[int]:
+    def beam_search(self, prompt_ids: list[int], params: Any) -> list[int]:
         raise UnsupportedStrategy("no beams here")
 
     def _logits(self, steps: list[int]) -> torch.Tensor:

@@ -7,8 +7,10 @@ import dataclasses
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Literal
 
+from bot.engine.detokenizer import IncrementalDetokenizer
 from models.base import Prompt, StepModel
 from models.params import GenerationParams
 from models.sampling import RowSampling
@@ -19,15 +21,36 @@ TERMINAL = ("done", "error", "cancelled")
 MIN_OUTPUT_ROOM = 8
 
 
+class Failure(Enum):
+    """Why a request ended with an "error" event; the service words it for users (bot/messages.py)."""
+
+    SHUTTING_DOWN = "shutting_down"  # the bot stops
+    STEP_FAILED = "step_failed"  # the model failed in a step of the batch (text: why, one line)
+    NO_MODEL = "no_model"  # no model could be loaded (text: why)
+    REQUEST_FAILED = "request_failed"  # this request alone failed (text: why, in the backend's words)
+
+
+@dataclass(frozen=True)
+class Fallback:
+    """The default model stands in for one that could not be loaded."""
+
+    wanted: str
+    reason: str  # why `wanted` could not be loaded, in one line
+    used: str
+
+
 @dataclass(frozen=True)
 class Event:
     """One thing that happened to a request. `text` is a new piece for "text" events, the
-    whole final text for "variant_done" and "done", a user-facing message for "error"."""
+    whole final text for "variant_done" and "done", and for "error" the detail of `failure`.
+    A "started" event carries `fallback` when the default model stands in for another."""
 
     kind: EventKind
     text: str = ""
     variant: int = 0
     reason: str | None = None
+    failure: Failure | None = None
+    fallback: Fallback | None = None
 
 
 @dataclass
@@ -53,7 +76,6 @@ class RequestHandle:
         self.started_at: float | None = None
         self.cancelled = False
         self.model_used: str | None = None
-        self.note: str | None = None
         self.variants_left = request.params.variants
         self.texts: dict[int, str] = {}
         self._loop = loop
@@ -92,31 +114,42 @@ class Row:
     variant: int
     prompt_ids: list[int]
     sampling: RowSampling
+    detokenizer: IncrementalDetokenizer
     text: str = ""
     sent: int = 0  # characters of `text` already streamed
     first_token_at: float | None = None
     finished_reason: str | None = None
-    error: str | None = None
+    error: str | None = None  # why it failed (one line), with `failure` saying how
+    failure: Failure | None = None
     done: bool = False
     pending_text: str = field(default="", repr=False)
+
+    @classmethod
+    def start(cls, handle: RequestHandle, variant: int, prompt_ids: list[int], params: GenerationParams,
+              model: StepModel, seed: int | None) -> Row:
+        """A row about to be prefilled, with its own sampling state and detokenizer."""
+        sampling = RowSampling.create(params, model.eos_token_ids, seed, model.ngram_free_tokens)
+        detokenizer = IncrementalDetokenizer(model.decode_text, getattr(model, "decode_context_tokens", None))
+        return cls(handle, variant, prompt_ids, sampling, detokenizer)
 
     def step(self, token: int, model: StepModel) -> None:
         """Take one chosen token; update the text and decide whether the row is finished."""
         params = self.sampling.params
-        ignore_eos = bool(params.extra.get("ignore_eos"))
         count = len(self.sampling.generated)
-        if token in model.eos_token_ids and not ignore_eos and count >= params.min_new_tokens:
-            self.finish(self.text, "stop")
+        if token in model.eos_token_ids and not params.ignore_eos and count >= params.min_new_tokens:
+            self.finish(self.detokenizer.final_text(), "stop")
             return
         self.sampling.push(token)
-        self.text = model.decode_text(self.sampling.generated).lstrip()
+        before = self.text  # a stop can only end in what this token added
+        self.detokenizer.push(token)
+        self.text = self.detokenizer.text.lstrip()
         if count + 1 >= params.max_new_tokens:
-            self.finish(self.text, "length")
+            self.finish(self.detokenizer.final_text(), "length")
             return
-        if not ignore_eos and count + 1 >= params.min_new_tokens and self._stop_found(params):
+        if not params.ignore_eos and count + 1 >= params.min_new_tokens and self._stop_found(params, before):
             return
-        # Hold back what a later stop could still cut: a half character, trailing spaces,
-        # and the beginning of a stop string.
+        # Hold back what a later stop could still cut: trailing spaces and the beginning of a
+        # stop string (a half character never reaches `text`: the detokenizer holds it).
         visible = self.text.rstrip("\ufffd").rstrip()
         if params.stop:
             visible = visible[: max(self.sent, len(visible) - len(params.stop) + 1)]
@@ -124,23 +157,28 @@ class Row:
             self.pending_text += visible[self.sent:]
             self.sent = len(visible)
 
-    def _stop_found(self, params: GenerationParams) -> bool:
+    def _stop_found(self, params: GenerationParams, before: str) -> bool:
+        """Finish at the first stop string or paragraph break. Only the end of the text is
+        searched: `before`, the text until this token, was searched already."""
         body = self.text
         cut = -1
-        if params.stop and params.stop in body:
-            cut = body.index(params.stop)
-        if params.stop_at_paragraph and "\n\n" in body.rstrip():
-            para = body.index("\n\n")
-            cut = para if cut < 0 else min(cut, para)
+        if params.stop:
+            cut = body.find(params.stop, max(0, len(before) - len(params.stop) + 1))
+        if params.stop_at_paragraph:
+            # A break counts once text follows it, so it lies in before's trailing whitespace.
+            para = body.find("\n\n", len(before.rstrip()))
+            if para >= 0 and body[para:].strip():
+                cut = para if cut < 0 else min(cut, para)
         if cut < 0:
             return False
         self.finish(body[:cut], "stop")
         return True
 
-    def finish(self, text: str, reason: str, error: str | None = None) -> None:
+    def finish(self, text: str, reason: str, error: str | None = None, failure: Failure | None = None) -> None:
         self.text = text.strip()
         self.finished_reason = reason
         self.error = error
+        self.failure = failure if error is not None else None
         if len(self.text) > self.sent and self.text.startswith(self.text[: self.sent]):
             self.pending_text += self.text[self.sent:]
             self.sent = len(self.text)
@@ -148,6 +186,15 @@ class Row:
     def take_pending(self) -> str:
         piece, self.pending_text = self.pending_text, ""
         return piece
+
+
+@dataclass(frozen=True)
+class PreparedRequest:
+    """A request whose prompt is encoded and cut to the window: ready for its rows' prefill."""
+
+    handle: RequestHandle
+    prompt_ids: list[int]
+    params: GenerationParams
 
 
 def fit_to_window(prompt_ids: list[int], params: GenerationParams,

@@ -15,25 +15,27 @@ import logging
 import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import torch
 
 from bot.engine.fair_queue import FairQueue
+from bot.engine.loading import ModelLoader, ModelState
 from bot.engine.metrics import EngineStats, Metrics, percentile
 from bot.engine.requests import (
     Event,
+    Failure,
     GenerationRequest,
+    PreparedRequest,
     RequestHandle,
     Row,
     fit_to_window,
     friendly_error,
     is_out_of_memory,
 )
-from bot.messages import SHUTTING_DOWN, STEP_FAILED
+from bot.limits import DEFAULT_MAX_BATCH
 from models.base import StepModel, UnsupportedStrategy
 from models.params import GenerationParams
-from models.sampling import RowSampling, choose_tokens
+from models.sampling import choose_tokens
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +55,9 @@ class _ModelBatch:
 class Engine:
     """Queue plus worker thread. `submit` from asyncio; events come back per request."""
 
-    def __init__(self, loader: Callable[[str], StepModel], default_model: str, *, max_batch: int = 32,
+    def __init__(self, loader: Callable[[str], StepModel], default_model: str, *, max_batch: int = DEFAULT_MAX_BATCH,
                  max_waiting: int = 256, max_per_user: int = 2, prefill_budget: int = 512,
                  device: str = "cpu") -> None:
-        self._loader = loader
         self.default_model = default_model
         self.max_batch = max_batch
         self.prefill_budget = prefill_budget  # prompt tokens prefilled per step, at most
@@ -64,14 +65,11 @@ class Engine:
         self.queue: FairQueue[RequestHandle] = FairQueue(max_waiting, max_per_user)
         self.metrics = Metrics()
         self._batches: dict[str, _ModelBatch] = {}
-        self._models: dict[str, StepModel] = {}
-        self._load_errors: dict[str, str] = {}
-        self._loading: set[str] = set()
-        self._loads = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
         self._ids = itertools.count(1)
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._loader = ModelLoader(loader, default_model, loaded=self._wake.set)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -83,14 +81,14 @@ class Engine:
         self._wake.set()
         if self._thread is not None:
             self._thread.join(timeout)
-        self._loads.shutdown(wait=False, cancel_futures=True)
+        self._loader.shutdown()
 
     async def drain(self, grace_s: float) -> None:
         """Shut down gently: fail every waiting request now, give running ones up to `grace_s`
         seconds to finish, then stop the worker, which fails what still runs. Each failed
-        request ends with an "error" event saying SHUTTING_DOWN. The caller stops submitting."""
+        request ends with an "error" event for Failure.SHUTTING_DOWN. The caller stops submitting."""
         for handle in self.queue.take(10**9):
-            self._finish_handle(handle, Event("error", text=SHUTTING_DOWN))
+            self._finish_handle(handle, Event("error", failure=Failure.SHUTTING_DOWN))
         deadline = time.monotonic() + grace_s
         while self._busy() and time.monotonic() < deadline:
             await asyncio.sleep(DRAIN_POLL_S)
@@ -102,7 +100,7 @@ class Engine:
 
     def preload(self, name: str) -> None:
         """Start loading a model in the background (start-up does not wait for it)."""
-        self._request_load(name)
+        self._loader.request(name)
 
     async def __aenter__(self) -> Engine:
         self.start()
@@ -117,7 +115,7 @@ class Engine:
         request.params.validate()
         handle = RequestHandle(next(self._ids), request, asyncio.get_running_loop())
         self.queue.add(handle, self._estimate_wait)
-        self._request_load(request.params.model)
+        self._loader.request(request.params.model)
         self._wake.set()
         return handle
 
@@ -138,7 +136,7 @@ class Engine:
             queue_length=len(self.queue), running=sum(1 for b in self._batches.values() for r in b.rows if not r.done),
             tokens_per_s=m.tokens_per_s(), ttft_p50_s=percentile(list(m.ttft), 0.5),
             latency_p50_s=percentile(list(m.latency), 0.5), requests_done=m.done,
-            requests_failed=m.failed, tokens_total=m.tokens_total, models=tuple(self._models),
+            requests_failed=m.failed, tokens_total=m.tokens_total, models=tuple(self._loader.models),
             device=self.device, uptime_s=time.monotonic() - m.started,
         )
 
@@ -146,48 +144,11 @@ class Engine:
         rate = max(self.metrics.tokens_per_s(), 20.0)
         return waiting * 120 / rate  # about 120 tokens a paragraph
 
-    # -- model loading ------------------------------------------------------------------------
-    def _request_load(self, name: str) -> None:
-        if name in self._models or name in self._loading or name in self._load_errors:
-            return
-        self._loading.add(name)
-        self._loads.submit(self._load, name)
-
-    def _load(self, name: str) -> None:
-        try:
-            started = time.monotonic()
-            self._models[name] = self._loader(name)
-            log.info("model %s loaded in %.1f s", name, time.monotonic() - started)
-        except Exception as error:  # any loading failure falls back to the default model
-            reason = friendly_error(error)
-            self._load_errors[name] = reason
-            log.warning("model %s could not be loaded (%s); using %s instead", name, reason,
-                        self.default_model)
-            if name != self.default_model:
-                self._request_load(self.default_model)
-        finally:
-            self._loading.discard(name)
-            self._wake.set()
-
-    def _resolve_model(self, handle: RequestHandle) -> str | None:
-        """The model this request will use now, or None while it is still loading."""
-        name = handle.request.params.model
-        if name in self._models:
-            return name
-        if name in self._load_errors and self.default_model in self._models:
-            handle.note = (f"model {name} is not available ({self._load_errors[name]}); "
-                           f"used {self.default_model}")
-            return self.default_model
-        if name in self._load_errors and self.default_model in self._load_errors:
-            handle.note = f"no model could be loaded: {self._load_errors[self.default_model]}"
-            return ""
-        return None
-
     # -- the worker loop ----------------------------------------------------------------------
     def _run(self) -> None:
         with torch.inference_mode():
             self._loop_until_stopped()
-        self._fail_everything(SHUTTING_DOWN)
+        self._fail_everything(Failure.SHUTTING_DOWN)
 
     def _loop_until_stopped(self) -> None:
         while not self._stop.is_set():
@@ -207,9 +168,10 @@ class Engine:
         free = self.max_batch - sum(len(b.rows) for b in self._batches.values())
         if free <= 0:
             return False
-        taken = self.queue.take(free, accept=lambda h: h.cancelled or self._resolve_model(h) is not None)
+        taken = self.queue.take(free, accept=lambda h: h.cancelled or self._loader.choose(
+            h.request.params.model).state is not ModelState.LOADING)
         budget = self.prefill_budget
-        groups: dict[str, list[tuple[RequestHandle, list[int], GenerationParams]]] = {}
+        groups: dict[str, list[PreparedRequest]] = {}
         for index, handle in enumerate(taken):
             if budget <= 0:  # the rest waits for the next step, keeping their place in line
                 self.queue.requeue_front(taken[index:])
@@ -217,55 +179,53 @@ class Engine:
             if handle.cancelled:
                 self._finish_handle(handle, Event("cancelled"))
                 continue
-            model_name = self._resolve_model(handle)
-            if not model_name:
-                self._finish_handle(handle, Event("error", text=handle.note or "no model is available"))
+            choice = self._loader.choose(handle.request.params.model)
+            if choice.state is not ModelState.READY:
+                self._finish_handle(handle, Event("error", text=choice.reason, failure=Failure.NO_MODEL))
                 continue
-            prepared = self._prepare(handle, model_name)
+            handle.deliver(Event("started", fallback=choice.fallback))
+            prepared = self._prepare(handle, choice.name)
             if prepared is not None:
-                groups.setdefault(model_name, []).append(prepared)
-                budget -= len(prepared[1]) * prepared[2].variants
+                groups.setdefault(choice.name, []).append(prepared)
+                budget -= len(prepared.prompt_ids) * prepared.params.variants
         started = list(groups.items())
         for index, (model_name, starts) in enumerate(started):
             try:
                 self._start_rows(self._batches[model_name], starts)
             except Exception:  # the worker fails the batch; the others must not vanish with it
-                self.queue.requeue_front([handle for _, rest in started[index + 1:] for handle, _, _ in rest])
+                self.queue.requeue_front([start.handle for _, rest in started[index + 1:] for start in rest])
                 raise
         return bool(taken)
 
-    def _prepare(self, handle: RequestHandle, model_name: str
-                 ) -> tuple[RequestHandle, list[int], GenerationParams] | None:
-        """Announce the start and encode the prompt; a beam search runs here, on its own path.
-        Returns what `_start_rows` needs, or None when the request already ended."""
+    def _prepare(self, handle: RequestHandle, model_name: str) -> PreparedRequest | None:
+        """Encode the prompt; a beam search runs here, on its own path. Returns what
+        `_start_rows` needs, or None when the request already ended."""
         batch = self._batches.get(model_name) or self._batches.setdefault(
-            model_name, _ModelBatch(self._models[model_name]))
+            model_name, _ModelBatch(self._loader.models[model_name]))
         handle.model_used = model_name
         handle.started_at = time.monotonic()
-        handle.deliver(Event("started", text=handle.note or ""))
         try:
             prompt_ids, params = fit_to_window(
                 batch.model.encode_prompt(handle.request.prompt, handle.request.params.max_new_tokens),
                 handle.request.params, batch.model.context_window)
             if params.strategy != "beam":
-                return handle, prompt_ids, params
+                return PreparedRequest(handle, prompt_ids, params)
             self._beam(handle, batch.model, prompt_ids, params)
         except Exception as error:
             self._fail_rows_of(handle, batch, error)
         return None
 
-    def _start_rows(self, batch: _ModelBatch,
-                    starts: list[tuple[RequestHandle, list[int], GenerationParams]]) -> None:
+    def _start_rows(self, batch: _ModelBatch, starts: list[PreparedRequest]) -> None:
         """Prefill new requests' rows together (one join of the batch state, not one each)."""
         model = batch.model
-        rows = [Row(handle, v, prompt_ids, RowSampling.create(
-            params, model.eos_token_ids, None if params.seed is None else params.seed + v, model.ngram_free_tokens))
-            for handle, prompt_ids, params in starts for v in range(params.variants)]
+        rows = [Row.start(start.handle, v, start.prompt_ids, start.params, model,
+                          None if start.params.seed is None else start.params.seed + v)
+                for start in starts for v in range(start.params.variants)]
         try:
             logits = model.prefill(batch.state, [row.prompt_ids for row in rows])
         except Exception as error:
             if len(starts) == 1:
-                self._fail_rows_of(starts[0][0], batch, error)
+                self._fail_rows_of(starts[0].handle, batch, error)
                 return
             for start in starts:  # one at a time, so a bad prompt fails only its own request
                 self._start_rows(batch, [start])
@@ -276,12 +236,11 @@ class Engine:
     def _beam(self, handle: RequestHandle, model: StepModel, prompt_ids: list[int],
               p: GenerationParams) -> None:
         try:
-            ids = model.beam_search(prompt_ids, p.num_beams, p.max_new_tokens, p.min_new_tokens,
-                                    p.no_repeat_ngram_size, p.repetition_penalty)
+            ids = model.beam_search(prompt_ids, p)
         except UnsupportedStrategy as error:
-            self._finish_handle(handle, Event("error", text=str(error)))
+            self._finish_handle(handle, Event("error", text=str(error), failure=Failure.REQUEST_FAILED))
             return
-        row = Row(handle, 0, prompt_ids, RowSampling.create(p, model.eos_token_ids, None))
+        row = Row.start(handle, 0, prompt_ids, p, model, None)
         for token in ids:
             row.sampling.push(token)
         self.metrics.tokens(len(ids))
@@ -312,7 +271,7 @@ class Engine:
         except Exception as error:  # a sampling failure fails only these rows
             log.exception("sampling failed")
             for row in rows:
-                row.finish(row.text, "error", error=friendly_error(error))
+                row.finish(row.text, "error", error=friendly_error(error), failure=Failure.REQUEST_FAILED)
                 self._deliver_final(row)
             return
         self.metrics.tokens(len(rows))
@@ -325,7 +284,7 @@ class Engine:
                 row.step(token, batch.model)
             except Exception as error:  # the tokenizer, say: it concerns this row only
                 log.error("row of request %s failed: %s", row.handle.id, friendly_error(error))
-                row.finish(row.text, "error", error=STEP_FAILED.format(reason=friendly_error(error)))
+                row.finish(row.text, "error", error=friendly_error(error), failure=Failure.STEP_FAILED)
             if row.finished_reason or row.handle.cancelled:
                 self._deliver_final(row)
             elif row.pending_text:
@@ -353,12 +312,12 @@ class Engine:
         return False
 
     def _fail_batch(self, batch: _ModelBatch, error: Exception) -> None:
-        """End the batch's unfinished rows with STEP_FAILED and drop it: the next request for its
+        """End the batch's unfinished rows with Failure.STEP_FAILED and drop it: the next request for its
         model starts a fresh batch, so nothing of the failed state is used again."""
-        message = STEP_FAILED.format(reason=friendly_error(error))
+        reason = friendly_error(error)
         for row in batch.rows:
             if not row.done:
-                row.finish(row.text, "error", error=message)
+                row.finish(row.text, "error", error=reason, failure=Failure.STEP_FAILED)
                 self._deliver_final(row)
         batch.rows = []
         self._batches = {name: kept for name, kept in self._batches.items() if kept is not batch}
@@ -382,7 +341,7 @@ class Engine:
 
     def _fail_rows_of(self, handle: RequestHandle, batch: _ModelBatch, error: Exception) -> None:
         log.error("prefill on %s failed: %s", batch.model.name, friendly_error(error))
-        self._finish_handle(handle, Event("error", text=friendly_error(error)))
+        self._finish_handle(handle, Event("error", text=friendly_error(error), failure=Failure.REQUEST_FAILED))
 
     def _deliver_final(self, row: Row) -> None:
         row.done = True
@@ -395,7 +354,7 @@ class Engine:
                              reason=row.finished_reason or "stop"))
         if handle.variants_left <= 0:
             if row.finished_reason == "error":
-                self._finish_handle(handle, Event("error", text=row.error or "generation failed"))
+                self._finish_handle(handle, Event("error", text=row.error or "", failure=row.failure))
             elif handle.cancelled:
                 self._finish_handle(handle, Event("cancelled"))
             else:
@@ -406,12 +365,12 @@ class Engine:
         self.metrics.finished(time.monotonic() - handle.submitted_at, ok=event.kind == "done")
         handle.deliver(event)
 
-    def _fail_everything(self, message: str) -> None:
+    def _fail_everything(self, failure: Failure) -> None:
         for batch in self._batches.values():
             for row in batch.rows:
                 if not row.done:
-                    row.finish(row.text, "error", error=message)
+                    row.finish(row.text, "error", error="", failure=failure)
                     self._deliver_final(row)
             batch.rows = []
         for handle in self.queue.take(10**9):
-            self._finish_handle(handle, Event("error", text=message))
+            self._finish_handle(handle, Event("error", failure=failure))

@@ -16,6 +16,7 @@ from models.base import Prompt
 from models.lstm.beam import beam_search
 from models.lstm.model import TopicLSTM, load_checkpoint
 from models.lstm.tokenizer import Vocab
+from models.params import GenerationParams
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "data" / "lstm" / "best.pt"
 
@@ -112,25 +113,9 @@ class LSTMBackend:
         batch.c = batch.c.index_select(1, index)
         batch.topic = batch.topic.index_select(0, index)
 
-    def beam_search(
-        self,
-        prompt_ids: list[int],
-        num_beams: int,
-        max_new_tokens: int,
-        min_new_tokens: int,
-        no_repeat_ngram_size: int,
-        repetition_penalty: float,
-    ) -> list[int]:
+    def beam_search(self, prompt_ids: list[int], params: GenerationParams) -> list[int]:
         """Ids of the best beam (without <eos>); see models.lstm.beam."""
-        return beam_search(
-            self,
-            prompt_ids,
-            num_beams,
-            max_new_tokens,
-            min_new_tokens,
-            no_repeat_ngram_size,
-            repetition_penalty,
-        )
+        return beam_search(self, prompt_ids, params)
 
     def _finish(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.float() + self._mask  # (B, V) float32, structure tokens at -inf

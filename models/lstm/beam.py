@@ -14,6 +14,7 @@ from typing import Any, Protocol
 import torch
 
 from models.ngram_ban import banned_by_ngrams
+from models.params import GenerationParams
 
 
 class Stepper(Protocol):
@@ -64,16 +65,12 @@ def step_scores(
     return torch.log_softmax(logits, dim=-1)
 
 
-def beam_search(
-    model: Stepper,
-    prompt_ids: list[int],
-    num_beams: int,
-    max_new_tokens: int,
-    min_new_tokens: int = 0,
-    no_repeat_ngram_size: int = 0,
-    repetition_penalty: float = 1.0,
-) -> list[int]:
-    """Generated ids (without the final end token) of the best beam."""
+def beam_search(model: Stepper, prompt_ids: list[int], params: GenerationParams) -> list[int]:
+    """Generated ids (without the final end token) of the best beam: `params` gives num_beams,
+    max_new_tokens, min_new_tokens, no_repeat_ngram_size and repetition_penalty."""
+    num_beams, max_new_tokens = params.num_beams, params.max_new_tokens
+    min_new_tokens, no_repeat_ngram_size = params.min_new_tokens, params.no_repeat_ngram_size
+    repetition_penalty = params.repetition_penalty
     if num_beams < 1:
         raise ValueError(f"num_beams must be at least 1, got {num_beams}")
     eos = sorted(model.eos_token_ids)

@@ -357,7 +357,7 @@ async def test_one_users_long_prompt_never_breaks_anothers_paragraph(
         service: Service, tiny_gpt2_dir: Path) -> None:
     # Positions past the window fail the decode step of the whole batch, not just one row.
     steady = GenerationParams(model=str(tiny_gpt2_dir), max_new_tokens=480, min_new_tokens=0,
-                              stop_at_paragraph=False, extra={"ignore_eos": True})
+                              stop_at_paragraph=False, ignore_eos=True)
     engine = service.engine
     others = engine.submit(GenerationRequest(Prompt("a quiet harbour"), steady, fairness_key="a", user_id=1))
     long_prompt = Prompt("漢字" * 40)  # about 240 tokens: with 400 more, past the 512-token window

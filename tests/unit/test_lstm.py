@@ -15,6 +15,7 @@ from models.lstm.model import LSTMConfig, TopicLSTM, load_checkpoint, save_check
 from models.lstm.tokenizer import NEVER_GENERATED, Vocab, detokenize, split_words
 from models.lstm.train import TrainConfig, train
 from models.ngram_ban import banned_by_ngrams
+from models.params import GenerationParams
 
 TINY = LSTMConfig(vocab_size=200, n_embd=16, n_hidden=24, n_layer=2, dropout=0.1, context_window=64)
 
@@ -175,14 +176,9 @@ def test_encode_prompt_keeps_topic_and_direction_and_cuts_history_from_the_left(
 def test_beam_search_returns_valid_ids_that_respect_its_settings() -> None:
     backend = tiny_backend()
     prompt = backend.encode_prompt(Prompt("cats"), 30)
-    ids = backend.beam_search(
-        prompt,
-        num_beams=3,
-        max_new_tokens=20,
-        min_new_tokens=12,
-        no_repeat_ngram_size=2,
-        repetition_penalty=1.2,
-    )
+    ids = backend.beam_search(prompt, GenerationParams(
+        strategy="beam", num_beams=3, max_new_tokens=20, min_new_tokens=12, no_repeat_ngram_size=2,
+        repetition_penalty=1.2))
     never = set(backend.vocab.special_ids(NEVER_GENERATED)) | backend.eos_token_ids
     assert 12 <= len(ids) <= 20
     assert all(0 <= i < backend.vocab_size and i not in never for i in ids)
@@ -199,7 +195,9 @@ def test_beam_search_with_one_beam_is_greedy() -> None:
     for _ in range(6):
         greedy.append(int(logits[0].argmax()))
         logits = backend.decode(batch, torch.tensor(greedy[-1:]))
-    assert backend.beam_search(prompt, 1, 6, 6, 0, 1.0) == greedy
+    one_beam = GenerationParams(num_beams=1, max_new_tokens=6, min_new_tokens=6, no_repeat_ngram_size=0,
+                                repetition_penalty=1.0)
+    assert backend.beam_search(prompt, one_beam) == greedy
 
 
 def test_ngram_ban_names_the_word_that_would_repeat_a_trigram() -> None:

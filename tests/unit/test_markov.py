@@ -13,6 +13,7 @@ from models.base import Prompt, StepModel, UnsupportedStrategy
 from models.lstm.data import Example
 from models.lstm.tokenizer import NEVER_GENERATED, Vocab
 from models.markov import MarkovBackend, MarkovChain
+from models.params import GenerationParams
 
 EXAMPLES = [
     Example("cats", "Cats purr on warm mats. Cats chase mice."),
@@ -85,7 +86,7 @@ def test_rows_joining_and_leaving_give_the_same_logits_as_running_alone() -> Non
 def test_beam_search_is_refused_with_a_message_for_users() -> None:
     backend = MarkovBackend(chain())
     with pytest.raises(UnsupportedStrategy, match="markov"):
-        backend.beam_search([1, 2, 3], 4, 20, 0, 3, 1.0)
+        backend.beam_search([1, 2, 3], GenerationParams(strategy="beam", num_beams=4))
 
 
 def test_order_outside_one_to_five_is_rejected() -> None:

@@ -1,0 +1,86 @@
+"""Models load in the background, once each; a request asks which model it may run on now."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from enum import Enum
+
+from bot.engine.requests import Fallback, friendly_error
+from models.base import StepModel
+
+log = logging.getLogger(__name__)
+
+
+class ModelState(Enum):
+    READY = "ready"
+    LOADING = "loading"
+    FAILED = "failed"
+
+
+@dataclass(frozen=True)
+class ModelChoice:
+    """Which model a request runs on now: READY (`name`, and `fallback` when the default stands
+    in), LOADING (it waits), or FAILED (no model could be loaded; `reason` says why)."""
+
+    state: ModelState
+    name: str = ""
+    fallback: Fallback | None = None
+    reason: str = ""
+
+
+LOADING = ModelChoice(ModelState.LOADING)
+
+
+class ModelLoader:
+    """Loads models on one background thread; a model that fails falls back to the default."""
+
+    def __init__(self, loader: Callable[[str], StepModel], default_model: str,
+                 loaded: Callable[[], None]) -> None:
+        self._loader = loader
+        self.default_model = default_model
+        self._loaded = loaded  # called after every load, done or failed (wakes the worker)
+        self.models: dict[str, StepModel] = {}
+        self._errors: dict[str, str] = {}
+        self._loading: set[str] = set()
+        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
+
+    def request(self, name: str) -> None:
+        """Start loading `name` unless it is loaded, loading or known to fail."""
+        if name in self.models or name in self._loading or name in self._errors:
+            return
+        self._loading.add(name)
+        self._pool.submit(self._load, name)
+
+    def choose(self, name: str) -> ModelChoice:
+        """The model a request for `name` runs on now."""
+        if name in self.models:
+            return ModelChoice(ModelState.READY, name)
+        if name in self._errors and self.default_model in self.models:
+            return ModelChoice(ModelState.READY, self.default_model,
+                               Fallback(name, self._errors[name], self.default_model))
+        if name in self._errors and self.default_model in self._errors:
+            return ModelChoice(ModelState.FAILED, reason=self._errors[self.default_model])
+        return LOADING
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+    def _load(self, name: str) -> None:
+        try:
+            started = time.monotonic()
+            self.models[name] = self._loader(name)
+            log.info("model %s loaded in %.1f s", name, time.monotonic() - started)
+        except Exception as error:  # any loading failure falls back to the default model
+            reason = friendly_error(error)
+            self._errors[name] = reason
+            log.warning("model %s could not be loaded (%s); using %s instead", name, reason,
+                        self.default_model)
+            if name != self.default_model:
+                self.request(self.default_model)
+        finally:
+            self._loading.discard(name)
+            self._loaded()
