@@ -46,6 +46,7 @@ from bot.service import Service
 from bot.storage import Storage
 from models.hf import pick_device
 from models.registry import load_model
+from testing.buttons import button_ids
 from testing.fakediscord import FakeDiscord, FakeInteraction, FakeMessage, running_client
 from testing.fakediscord.client import FAST_CLIENT_OPTIONS
 from testing.fakediscord.fixtures import started_fake_discord
@@ -193,7 +194,7 @@ def outcome(fake: FakeDiscord, asked: float, ix: FakeInteraction, answer_s: floa
     deferred = callbacks[0].time - asked if callbacks and callbacks[0].json == {"type": 5} else None
     message = ix.original
     content = message.content if message is not None else ""
-    buttons = [b["custom_id"] for row in message.components for b in row["components"]] if message else []
+    buttons = button_ids(message) if message else []
     if answer_s is not None and buttons == [CONTINUE_ID, REGENERATE_ID] and not content.startswith("Sorry"):
         kind = "paragraph"
     elif answer_s is not None and content.startswith(BUSY_PREFIXES):

@@ -109,9 +109,10 @@ class Service:
         return self._submit(place, "write", topic, params, Prompt(topic))
 
     async def continue_story(self, place: Place, direction: str | None = None,
-                             overrides: dict[str, Any] | None = None) -> Generation:
-        """Queue the next paragraph of the story in this thread (or this channel's latest)."""
-        story = await self.story_here(place)
+                             overrides: dict[str, Any] | None = None, *, story_id: int | None = None) -> Generation:
+        """Queue the next paragraph of the story `story_id` (a button's), else of the story in
+        this thread (or this channel's latest)."""
+        story = await self.story_here(place, story_id)
         if direction is not None:
             direction = clean_text(direction, "direction", MAX_DIRECTION_CHARS) or None
         params = await self._params(place, overrides)
@@ -119,9 +120,9 @@ class Service:
         prompt = Prompt(story.topic, history, direction)
         return self._submit(place, "continue", story.topic, params, prompt, story, direction)
 
-    async def regenerate(self, place: Place) -> Generation:
+    async def regenerate(self, place: Place, *, story_id: int | None = None) -> Generation:
         """Write the story's last generated paragraph again (it replaces the old one)."""
-        story = await self.story_here(place)
+        story = await self.story_here(place, story_id)
         turns = await self.storage.turns(story.id)
         if not turns:
             raise NoStory("this story has nothing to regenerate yet")
@@ -155,15 +156,40 @@ class Service:
         self._last_request[place.user_id] = self._clock()
         return generations
 
-    async def story_here(self, place: Place) -> Story:
-        story = None
-        if place.thread_id is not None:
+    async def story_here(self, place: Place, story_id: int | None = None) -> Story:
+        """The story `story_id` when it lives here, else this thread's, else this channel's newest."""
+        story = await self.storage.get_story(story_id) if story_id is not None else None
+        if story is not None and not lives_in(story, place):
+            story = None  # an id from another channel (a forged custom id): look here instead
+        if story is None and place.thread_id is not None:
             story = await self.storage.story_for_thread(place.thread_id)
         if story is None:
             story = await self.storage.latest_story(place.conversation_id)
         if story is None:
             raise NoStory("there is no story here yet: start one with /write")
         return story
+
+    async def record_messages(self, turn: Turn, message_ids: list[int]) -> tuple[int, int] | None:
+        """Note the messages that show `turn`. Returns (channel id, message id) of the last
+        message of the story's paragraph before it, which should lose its buttons, if any."""
+        try:
+            await self.storage.set_turn_messages(turn.id, message_ids)
+        except LookupError:  # forgotten (/forget, retention) while it was shown
+            return None
+        story = await self.storage.get_story(turn.story_id)
+        earlier = [t for t in await self.storage.turns(turn.story_id)
+                   if t.position < turn.position and t.kind != "user" and t.message_ids]
+        if story is None or not earlier:
+            return None
+        # The first paragraph is the reply in the channel (a thread starts from it); later ones
+        # are in the story's thread, or in the channel when it has none.
+        channel = story.channel_id if earlier[-1].position == 0 else story.thread_id or story.channel_id
+        return channel, earlier[-1].message_ids[-1]
+
+    async def latest_messages(self, story: Story) -> tuple[int, ...]:
+        """The messages that show the story's newest paragraph (empty when not known)."""
+        generated = [t for t in await self.storage.turns(story.id) if t.kind != "user"]
+        return generated[-1].message_ids if generated else ()
 
     async def add_user_turn(self, story: Story, user_id: int, text: str) -> Turn:
         """A member's own message in a story thread becomes part of the story."""
@@ -281,3 +307,9 @@ def clean_topic(topic: str) -> str:
     if not cleaned:
         raise UserError("give me a topic, for example: /write topic: a lighthouse keeper")
     return cleaned
+
+
+def lives_in(story: Story, place: Place) -> bool:
+    """Whether `story` belongs to the server and channel (or thread) of `place`."""
+    here = {place.channel_id, place.conversation_id}
+    return story.guild_id == place.guild_id and (story.channel_id in here or story.thread_id in here)

@@ -150,8 +150,9 @@ class DiscordRig:
     @staticmethod
     async def settle(timeout: float = 5.0) -> None:
         """Let commands and clicks still running (a thread being opened, say) finish first."""
-        prefixes = ("CommandTree-invoker", "discord-ui-view-dispatch", "discord.py: on_")
-        busy = [t for t in asyncio.all_tasks() if t.get_name().startswith(prefixes) and not t.done()]
+        from bot.discord.client import HANDLER_TASKS
+
+        busy = [t for t in asyncio.all_tasks() if t.get_name().startswith(HANDLER_TASKS) and not t.done()]
         if busy:
             await asyncio.wait(busy, timeout=timeout)
 
@@ -160,7 +161,12 @@ class DiscordRig:
         return await self.fake.slash(self.seed.guild.id, channel_id, user_id, name, options, subcommand)
 
     async def click(self, channel_id: int, user_id: int, message_id: int, custom_id: str) -> Any:
-        return await self.fake.click(self.seed.guild.id, channel_id, user_id, message_id, custom_id)
+        """A member clicks the message's button `custom_id` (CONTINUE_ID, say): its full id, with
+        the story it carries, is read off the message, as a client would send it."""
+        from testing.buttons import full_button_id
+
+        full = full_button_id(self.fake.world.messages[message_id], custom_id)
+        return await self.fake.click(self.seed.guild.id, channel_id, user_id, message_id, full)
 
     async def final(self, ix: Any, timeout: float = 10.0) -> Any:
         """The interaction's reply once it stopped changing: a finished paragraph or an answer."""

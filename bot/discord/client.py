@@ -18,6 +18,7 @@ from discord.ext import commands
 
 from bot.config import Config
 from bot.discord.checks import BotShuttingDown
+from bot.discord.clicks import StoryClicks
 from bot.discord.errors import NO_MENTIONS, report_error
 from bot.discord.stream import (
     ActiveGenerations,
@@ -26,41 +27,18 @@ from bot.discord.stream import (
     StoryStream,
     StreamTiming,
 )
-from bot.discord.views import StoryButtons
+from bot.discord.views import StoryButton
 from bot.limits import SHUTDOWN_SHOW_S
 from bot.service import Generation, Service
 from bot.shutdown import run_until_stopped
+from bot.storage import StorageUnavailable
 
 log = logging.getLogger(__name__)
 
 # One feature per file; a cog that fails to load is logged and the others still start.
 EXTENSIONS = ("cogs.write", "cogs.compare", "cogs.settings", "cogs.stories", "cogs.stats")
 # discord.py runs each command, button click and event handler in a task named like this.
-HANDLER_TASKS = ("CommandTree-invoker", "discord-ui-view-dispatch", "discord.py: on_")
-
-
-class ButtonTracker:
-    """Which message of each story carries the buttons, so an older paragraph loses its own.
-
-    Kept in memory only: after a restart the first new paragraph cannot clear the buttons of
-    the one before it, but a Continue click clears the clicked message (see cogs/stories.py).
-    """
-
-    def __init__(self) -> None:
-        self._latest: dict[int, tuple[int, int]] = {}  # story id -> (channel id, message id)
-
-    def latest(self, story_id: int) -> tuple[int, int] | None:
-        return self._latest.get(story_id)
-
-    def remember(self, story_id: int, channel_id: int, message_id: int) -> None:
-        """Note a message known to carry the story's buttons, unless a newer one is known."""
-        self._latest.setdefault(story_id, (channel_id, message_id))
-
-    def move(self, story_id: int, channel_id: int, message_id: int) -> tuple[int, int] | None:
-        """The buttons now live on this message; returns the message that had them, if another."""
-        previous = self._latest.get(story_id)
-        self._latest[story_id] = (channel_id, message_id)
-        return previous if previous and previous[1] != message_id else None
+HANDLER_TASKS = ("CommandTree-invoker", "discord-ui-view-dispatch", "discord-ui-dynamic-item", "discord.py: on_")
 
 
 class StoryTree(app_commands.CommandTree):
@@ -88,7 +66,7 @@ class StoryBot(commands.Bot):
         self.config = config
         self.timing = timing or StreamTiming()
         self.active = ActiveGenerations()
-        self.buttons = ButtonTracker()
+        self.clicks = StoryClicks(self)  # what the story buttons do
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -96,7 +74,7 @@ class StoryBot(commands.Bot):
                 await self.load_extension(extension)
             except Exception:
                 log.exception("could not load %s; the rest of the bot runs without it", extension)
-        self.add_view(StoryButtons())  # persistent: clicks on any earlier message still work
+        self.add_dynamic_items(StoryButton)  # clicks on any earlier message still work, restarts too
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         await self.sync_commands()
 
@@ -154,11 +132,15 @@ class StoryBot(commands.Bot):
     async def stream(self, generation: Generation, target: InteractionTarget | ChannelTarget) -> list[int]:
         """Show a generation as it is written; afterwards only the newest paragraph keeps buttons."""
         message_ids = await StoryStream(generation, target, self.timing, self.active).run()
-        story = generation.story
-        if message_ids and story is not None and generation.turn is not None:
-            previous = self.buttons.move(story.id, target.channel_id, message_ids[-1])
-            if previous is not None:
-                await self.clear_buttons(*previous)
+        if not message_ids or generation.turn is None:
+            return message_ids
+        try:
+            previous = await self.service.record_messages(generation.turn, message_ids)
+        except StorageUnavailable as error:  # the paragraph is saved; only its message ids are not
+            log.warning("could not record the messages of turn %s: %s", generation.turn.id, error)
+            return message_ids
+        if previous is not None and not generation.replace_last:
+            await self.clear_buttons(*previous)
         return message_ids
 
     async def clear_buttons(self, channel_id: int, message_id: int) -> None:

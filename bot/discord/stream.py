@@ -251,7 +251,8 @@ class StoryStream:
             phase = last_phase if index == len(pages) - 1 else None
             if index < len(self._shown) and self._shown[index] == (content, phase):
                 continue
-            view = buttons_for(phase) if phase else None
+            story = self.generation.story
+            view = buttons_for(phase, story.id if story else None) if phase else None
             try:
                 await self._retrying(final, functools.partial(self._put, index, content, view))
             except discord.HTTPException as error:

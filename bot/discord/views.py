@@ -1,81 +1,89 @@
 """The Continue / Regenerate / Stop buttons under a paragraph.
 
-One persistent `StoryButtons` is registered in `setup_hook`; its fixed custom ids are all a
-click needs, because the story is found from where the clicked message is (its channel, or
-the thread it starts). That is why the buttons keep working after a restart. Messages are
-sent with *stopped* copies: discord.py then keeps no per-message view in memory and every
-click reaches the registered one.
+Each button is a `discord.ui.DynamicItem` whose custom id carries the story it belongs to
+(`story:continue:42`), registered once in `setup_hook`: a click on any message, even one
+posted before a restart, is parsed back into the action and the story, with nothing kept in
+memory. Stop is shown while a paragraph is written, before it has a story, so its id is plain
+`story:stop`; buttons posted before ids carried a story (`story:continue`) still work: the
+story is then found from where the clicked message is. Clicks go to the bot's `StoryClicks`
+(bot/discord/clicks.py).
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal, Protocol, cast
+import re
+from typing import Any, Literal, Protocol
 
 import discord
 
 from bot.discord.errors import report_error
-from bot.messages import UserError
 
 CONTINUE_ID = "story:continue"
 REGENERATE_ID = "story:regenerate"
 STOP_ID = "story:stop"
-STORIES_COG = "Stories"  # the cog that answers clicks (cogs/stories.py)
 
-Phase = Literal["all", "writing", "done"]
-_SHOWN: dict[Phase, tuple[str, ...]] = {
-    "all": (CONTINUE_ID, REGENERATE_ID, STOP_ID),
-    "writing": (STOP_ID,),  # Stop only while writing (or waiting in line)
-    "done": (CONTINUE_ID, REGENERATE_ID),
+Action = Literal["continue", "regenerate", "stop"]
+Phase = Literal["writing", "done"]
+_LOOKS: dict[Action, tuple[str, str, discord.ButtonStyle]] = {  # label, emoji, style
+    "continue": ("Continue", "➡️", discord.ButtonStyle.primary),
+    "regenerate": ("Regenerate", "🔁", discord.ButtonStyle.secondary),
+    "stop": ("Stop", "⏹️", discord.ButtonStyle.danger),
+}
+_SHOWN: dict[Phase, tuple[Action, ...]] = {
+    "writing": ("stop",),  # Stop only while writing (or waiting in line)
+    "done": ("continue", "regenerate"),
 }
 
 
-class StoryActions(Protocol):
-    """What the buttons do; the Stories cog implements it."""
+class StoryClickHandler(Protocol):
+    """What the buttons do (bot/discord/clicks.py implements it)."""
 
-    async def continue_clicked(self, interaction: discord.Interaction) -> None: ...
+    async def continue_clicked(self, interaction: discord.Interaction, story_id: int | None) -> None: ...
 
-    async def regenerate_clicked(self, interaction: discord.Interaction) -> None: ...
+    async def regenerate_clicked(self, interaction: discord.Interaction, story_id: int | None) -> None: ...
 
     async def stop_clicked(self, interaction: discord.Interaction) -> None: ...
 
 
-def _actions(interaction: discord.Interaction) -> StoryActions:
-    get_cog = getattr(interaction.client, "get_cog", None)
-    cog = get_cog(STORIES_COG) if get_cog else None
-    if cog is None:
-        raise UserError("stories are unavailable right now; try again in a minute")
-    return cast(StoryActions, cog)
+class HasStoryClicks(Protocol):
+    clicks: StoryClickHandler
 
 
-class StoryButtons(discord.ui.View):
-    """The buttons; `phase` picks which are shown (all of them for the registered copy)."""
+class StoryButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
+                  template=r"story:(?P<action>continue|regenerate|stop)(?::(?P<story>[0-9]+))?"):
+    """One of the three buttons; its custom id says which, and for which story."""
 
-    def __init__(self, phase: Phase = "all") -> None:
-        super().__init__(timeout=None)
-        for item in list(self.children):
-            if getattr(item, "custom_id", None) not in _SHOWN[phase]:
-                self.remove_item(item)
+    def __init__(self, action: Action, story_id: int | None = None) -> None:
+        self.action: Action = action
+        self.story_id = story_id
+        label, emoji, style = _LOOKS[action]
+        custom_id = f"story:{action}" if story_id is None else f"story:{action}:{story_id}"
+        super().__init__(discord.ui.Button(label=label, emoji=emoji, style=style, custom_id=custom_id))
 
-    @discord.ui.button(label="Continue", emoji="➡️", style=discord.ButtonStyle.primary, custom_id=CONTINUE_ID)
-    async def continue_story(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
-        await _actions(interaction).continue_clicked(interaction)
+    @classmethod
+    async def from_custom_id(cls, interaction: discord.Interaction, item: discord.ui.Button[Any],
+                             match: re.Match[str], /) -> StoryButton:
+        action: Action = match["action"]  # type: ignore[assignment]  # the template allows only these
+        return cls(action, int(match["story"]) if match["story"] else None)
 
-    @discord.ui.button(label="Regenerate", emoji="🔁", style=discord.ButtonStyle.secondary,
-                       custom_id=REGENERATE_ID)
-    async def regenerate(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
-        await _actions(interaction).regenerate_clicked(interaction)
+    async def callback(self, interaction: discord.Interaction) -> None:
+        client: HasStoryClicks = interaction.client  # type: ignore[assignment]  # a StoryBot
+        try:
+            if self.action == "continue":
+                await client.clicks.continue_clicked(interaction, self.story_id)
+            elif self.action == "regenerate":
+                await client.clicks.regenerate_clicked(interaction, self.story_id)
+            else:
+                await client.clicks.stop_clicked(interaction)
+        except Exception as error:  # a dynamic item has no on_error: the one error path is here
+            await report_error(interaction, error)
 
-    @discord.ui.button(label="Stop", emoji="⏹️", style=discord.ButtonStyle.danger, custom_id=STOP_ID)
-    async def stop_writing(self, interaction: discord.Interaction, button: discord.ui.Button[Any]) -> None:
-        await _actions(interaction).stop_clicked(interaction)
 
-    async def on_error(self, interaction: discord.Interaction, error: Exception,
-                       item: discord.ui.Item[Any], /) -> None:
-        await report_error(interaction, error)
-
-
-def buttons_for(phase: Phase) -> StoryButtons:
-    """A copy to send with a message: stopped, so only the registered view answers clicks."""
-    view = StoryButtons(phase)
+def buttons_for(phase: Phase, story_id: int | None = None) -> discord.ui.View:
+    """The buttons to send with a message. The view is stopped: the registered StoryButton,
+    not this copy, answers clicks, so discord.py keeps no per-message view in memory."""
+    view = discord.ui.View(timeout=None)
+    for action in _SHOWN[phase]:
+        view.add_item(StoryButton(action, None if action == "stop" else story_id))
     view.stop()
     return view

@@ -8,8 +8,8 @@ from typing import Any
 
 from bot.discord.views import CONTINUE_ID, REGENERATE_ID
 from bot.limits import DEFER_DEADLINE_S
+from testing.buttons import button_ids
 from tests.conftest import DISCORD_TEST_SETTINGS, DiscordRig
-from tests.helpers import button_ids
 
 USERS = 50
 CHANNELS = 10

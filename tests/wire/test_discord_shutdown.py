@@ -12,8 +12,8 @@ from bot.discord.stream import WAITING
 from bot.discord.views import CONTINUE_ID, REGENERATE_ID
 from bot.limits import WRITING_MARKER
 from bot.messages import SHUTTING_DOWN
+from testing.buttons import button_ids
 from tests.conftest import DISCORD_TEST_SETTINGS, DiscordRig
-from tests.helpers import button_ids
 
 TOLD = f"Sorry: {SHUTTING_DOWN}"
 # 64 tokens at 50 ms a step: a paragraph takes seconds, time enough to shut down in the middle.

@@ -7,8 +7,8 @@ from typing import Any
 from bot.discord.stream import STOPPED
 from bot.discord.views import CONTINUE_ID, REGENERATE_ID, STOP_ID
 from bot.limits import WRITING_MARKER
+from testing.buttons import button_ids, raw_button_ids
 from tests.conftest import DISCORD_TEST_SETTINGS, DiscordRig
-from tests.helpers import button_ids
 
 EPHEMERAL_REPLY = 4  # interaction callback: a message (ours are ephemeral answers)
 DEFERRED_UPDATE = 6  # interaction callback: a click acknowledged without a new message
@@ -37,6 +37,7 @@ async def test_continue_button_writes_the_next_paragraph_into_the_thread(rig: Di
 async def test_continue_button_still_works_after_a_restart(rig: DiscordRig) -> None:
     async with rig.running() as bot:
         first, story = await start_story(rig, bot)
+    assert raw_button_ids(first) == [f"{CONTINUE_ID}:{story.id}", f"{REGENERATE_ID}:{story.id}"]
     async with rig.running() as restarted:  # a new StoryBot on the same database
         await rig.click(rig.seed.general.id, rig.seed.user.id, first.id, CONTINUE_ID)
         second = await rig.final_in(first.id)
@@ -72,6 +73,8 @@ async def test_regenerate_rewrites_the_paragraph_in_its_own_message(rig: Discord
 async def test_regenerate_on_an_older_paragraph_is_refused(rig: DiscordRig) -> None:
     async with rig.running() as bot:
         first, _ = await start_story(rig, bot)
+        # Its buttons should go when the next paragraph comes; here Discord refuses, so they stay.
+        rig.fake.inject("PATCH", rf"^/channels/{rig.seed.general.id}/messages/{first.id}$", status=403)
         await rig.click(rig.seed.general.id, rig.seed.user.id, first.id, CONTINUE_ID)
         await rig.final_in(first.id)
         await rig.settle()  # the Continue click still holds the story until its handler ends

@@ -17,8 +17,8 @@ from bot.engine.requests import Event
 from bot.limits import MESSAGE_LIMIT
 from bot.service import Place
 from models.params import GenerationParams
+from testing.buttons import button_ids
 from tests.conftest import DiscordRig
-from tests.helpers import button_ids
 
 
 class ScriptedGeneration:

@@ -11,8 +11,8 @@ from bot.discord.stream import WAITING, StreamTiming
 from bot.discord.views import CONTINUE_ID, REGENERATE_ID
 from bot.limits import DEFER_DEADLINE_S, WRITING_MARKER
 from bot.service import Place
+from testing.buttons import button_ids
 from tests.conftest import DISCORD_TEST_SETTINGS, DISCORD_TEST_TIMING, DiscordRig
-from tests.helpers import button_ids
 
 SLOW = {**DISCORD_TEST_SETTINGS, "max_new_tokens": 24}  # long enough to see several edits
 

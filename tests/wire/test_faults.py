@@ -19,16 +19,17 @@ import pytest
 
 from bot.discord.stream import STARTING, WAITING
 from bot.discord.views import CONTINUE_ID, REGENERATE_ID
-from bot.engine.requests import GenerationRequest
+from bot.engine.requests import Failure, GenerationRequest
 from bot.engine.worker import Engine
+from bot.generation import failure_message
 from bot.limits import MESSAGE_LIMIT, WRITING_MARKER
 from bot.storage import Storage
 from bot.storage import database as storage_database
 from models.base import Prompt
 from models.params import GenerationParams
+from testing.buttons import button_ids
 from testing.fakediscord.gateway import IDENTIFY, RESUME
 from tests.conftest import DISCORD_TEST_SETTINGS, DiscordRig, ScriptedModel, is_final
-from tests.helpers import button_ids
 
 SLOW = {**DISCORD_TEST_SETTINGS, "max_new_tokens": 24}  # long enough to fault in the middle
 NOT_SAVED = "Sorry: I wrote this paragraph but could not save it"
@@ -216,7 +217,9 @@ async def test_a_failure_while_admitting_a_burst_fails_only_that_request(tiny_gp
         loaded.set()
         results = [await asyncio.wait_for(handle.result(), 10) for handle in handles]
     assert [r.kind for r in results] == ["error", "done", "done"]
-    assert results[0].text.startswith("the model failed while writing this paragraph (tokenizer exploded)")
+    assert results[0].failure is Failure.STEP_FAILED and results[0].text == "tokenizer exploded"
+    assert failure_message(results[0].failure, results[0].text).startswith(
+        "the model failed while writing this paragraph (tokenizer exploded)")
 
 
 # -- the database and the disk ------------------------------------------------------------------
