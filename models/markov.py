@@ -18,11 +18,11 @@ from pathlib import Path
 import torch
 
 from models.base import Prompt, UnsupportedStrategy
-from models.lstm.data import SPLIT_SEED, VAL_FRACTION, Example, load_examples, split_examples
-from models.lstm.tokenizer import BOS, PAD, SEP, Vocab
 from models.params import GenerationParams
+from models.text.data import CORPUS, SPLIT_SEED, VAL_FRACTION, Example, load_examples, split_examples
+from models.text.tokenizer import BOS, PAD, SEP, Vocab
 
-DEFAULT_CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus.jsonl"
+DEFAULT_CORPUS = CORPUS
 DEFAULT_ORDER = 3  # trigrams: on ~150k words, 4- and 5-grams are mostly seen once and add nothing
 DEFAULT_VOCAB = 6000  # the LSTM's cap, so both models see the same <unk>s
 MAX_ORDER = 5

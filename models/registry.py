@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import torch
 
 from models.base import StepModel
+from models.text.data import CORPUS, LSTM_DIR
 
 BUILT_IN_MODELS = ("smollm2", "lstm", "markov")
 """Offered in every server: they ship with the project and load offline."""
-DATA = Path(__file__).resolve().parent.parent / "data"
-LSTM_CHECKPOINT = DATA / "lstm"
-CORPUS = DATA / "corpus.jsonl"
+LSTM_CHECKPOINT = LSTM_DIR
 
 
 def load_model(name: str, device: torch.device) -> StepModel:

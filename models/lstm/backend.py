@@ -15,10 +15,11 @@ import torch
 from models.base import Prompt
 from models.lstm.beam import beam_search
 from models.lstm.model import TopicLSTM, load_checkpoint
-from models.lstm.tokenizer import Vocab
 from models.params import GenerationParams
+from models.text.data import LSTM_DIR
+from models.text.tokenizer import Vocab
 
-DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "data" / "lstm" / "best.pt"
+DEFAULT_CHECKPOINT = LSTM_DIR / "best.pt"
 
 
 @dataclass

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from models.lstm.data import Example
 from models.lstm.model import TopicLSTM
-from models.lstm.tokenizer import Vocab
+from models.text.data import Example
+from models.text.tokenizer import Vocab
 
 IGNORE = -100  # cross_entropy's ignore_index: topic positions and padding
 

@@ -24,9 +24,9 @@ import torch
 from models.base import Prompt, StepModel
 from models.lstm.backend import DEFAULT_CHECKPOINT, LSTMBackend
 from models.lstm.batches import encode, mean_nll, perplexity
-from models.lstm.data import Example, load_examples, split_examples
 from models.lstm.train import MAX_LEN
 from models.markov import MarkovBackend, MarkovChain
+from models.text.data import Example, load_examples, split_examples
 
 log = logging.getLogger(__name__)
 

@@ -23,9 +23,9 @@ from typing import Any
 import torch
 
 from models.lstm.batches import batch_loss, batches, encode, mean_nll, perplexity
-from models.lstm.data import SPLIT_SEED, VAL_FRACTION, Example, load_examples, split_examples
 from models.lstm.model import LSTMConfig, TopicLSTM, load_checkpoint, save_checkpoint
-from models.lstm.tokenizer import Vocab
+from models.text.data import SPLIT_SEED, VAL_FRACTION, Example, load_examples, split_examples
+from models.text.tokenizer import Vocab
 
 log = logging.getLogger(__name__)
 

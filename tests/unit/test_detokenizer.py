@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bot.engine.detokenizer import DEFAULT_CONTEXT_TOKENS, REPLACEMENT, IncrementalDetokenizer
-from models.lstm.tokenizer import detokenize
+from models.text.tokenizer import detokenize
 
 TEXTS = [
     "The keeper climbed the stairs and lit the lamp.",

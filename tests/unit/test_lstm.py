@@ -10,12 +10,12 @@ import torch
 
 from models.base import Prompt, StepModel
 from models.lstm.backend import LSTMBackend
-from models.lstm.data import Example, load_examples, split_examples
 from models.lstm.model import LSTMConfig, TopicLSTM, load_checkpoint, save_checkpoint
-from models.lstm.tokenizer import NEVER_GENERATED, Vocab, detokenize, split_words
 from models.lstm.train import TrainConfig, train
 from models.ngram_ban import banned_by_ngrams
 from models.params import GenerationParams
+from models.text.data import Example, load_examples, split_examples
+from models.text.tokenizer import NEVER_GENERATED, Vocab, detokenize, split_words
 
 TINY = LSTMConfig(vocab_size=200, n_embd=16, n_hidden=24, n_layer=2, dropout=0.1, context_window=64)
 

@@ -10,10 +10,10 @@ import pytest
 import torch
 
 from models.base import Prompt, StepModel, UnsupportedStrategy
-from models.lstm.data import Example
-from models.lstm.tokenizer import NEVER_GENERATED, Vocab
 from models.markov import MarkovBackend, MarkovChain
 from models.params import GenerationParams
+from models.text.data import Example
+from models.text.tokenizer import NEVER_GENERATED, Vocab
 
 EXAMPLES = [
     Example("cats", "Cats purr on warm mats. Cats chase mice."),

@@ -17,6 +17,10 @@ TOPIC_WORDS = 5  # plain-text paragraphs take their first words as the topic
 MIN_PARAGRAPH_WORDS = 8  # shorter plain-text blocks are headings or page furniture
 VAL_FRACTION = 0.1
 SPLIT_SEED = 0
+# The project's data folder: the corpus, and the LSTM's checkpoints under lstm/.
+DATA_DIR = Path(__file__).resolve().parents[2] / "data"
+CORPUS = DATA_DIR / "corpus.jsonl"
+LSTM_DIR = DATA_DIR / "lstm"
 
 
 @dataclass(frozen=True)
