@@ -108,6 +108,16 @@ class Service:
         params = await self._params(place, overrides)
         return self._submit(place, "write", topic, params, Prompt(topic))
 
+    async def write_here(self, place: Place, topic: str, overrides: dict[str, Any] | None = None) -> Generation:
+        """/write: in a story's thread the topic steers the story's next paragraph; anywhere
+        else (or in a thread without a story) it starts a new story."""
+        if place.thread_id is not None:
+            try:
+                return await self.continue_story(place, topic, overrides)
+            except NoStory:
+                pass
+        return await self.write(place, topic, overrides)
+
     async def continue_story(self, place: Place, direction: str | None = None,
                              overrides: dict[str, Any] | None = None, *, story_id: int | None = None) -> Generation:
         """Queue the next paragraph of the story `story_id` (a button's), else of the story in

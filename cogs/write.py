@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Final
 
 import discord
 from discord import app_commands
@@ -13,8 +13,7 @@ from bot.discord.checks import place_of
 from bot.discord.errors import HANDLED, reply_privately
 from bot.discord.pages import thread_name
 from bot.limits import MAX_TOPIC_CHARS
-from bot.messages import NoStory
-from bot.service import Generation, Place
+from bot.service import Generation
 from models.params import SETTINGS
 
 if TYPE_CHECKING:
@@ -62,18 +61,10 @@ class Write(commands.Cog):
         await interaction.response.defer(thinking=True)
         place = place_of(interaction)
         overrides = {"model": model, "strategy": strategy, "max_new_tokens": length}
-        generation = await self._start(place, topic, overrides)
+        generation = await self.service.write_here(place, topic, overrides)
         message_ids = await self.bot.stream(generation, self.bot.reply_target(interaction))
         if message_ids and generation.turn is not None:
             await self._give_story_a_home(interaction, generation, message_ids[0])
-
-    async def _start(self, place: Place, topic: str, overrides: dict[str, Any]) -> Generation:
-        if place.thread_id is not None:  # in a story's thread the topic steers the next paragraph
-            try:
-                return await self.service.continue_story(place, topic, overrides)
-            except NoStory:
-                pass
-        return await self.service.write(place, topic, overrides)
 
     async def _give_story_a_home(self, interaction: discord.Interaction, generation: Generation,
                                  first_message_id: int) -> None:
