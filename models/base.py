@@ -13,6 +13,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from models.dry import NO_DRY, DrySettings
+
 
 class UnsupportedStrategy(ValueError):
     """A decoding strategy this backend cannot do; the message is for users."""
@@ -39,6 +41,8 @@ class StepModel(Protocol):
     eos_token_ids: frozenset[int]
     ngram_free_tokens: frozenset[int]
     """Tokens the no-repeat n-gram ban never forbids (word pieces; empty for word-level models)."""
+    sequence_breaker_tokens: frozenset[int]
+    """Tokens a DRY repeat never spans (newlines, quotes, colons, special tokens; models.dry)."""
     context_window: int
     """Most tokens of prompt plus output the model can attend to."""
     device: torch.device
@@ -70,6 +74,7 @@ class StepModel(Protocol):
 
     def beam_search(self, prompt_ids: list[int], num_beams: int, max_new_tokens: int,
                     min_new_tokens: int, no_repeat_ngram_size: int,
-                    repetition_penalty: float) -> list[int]:
-        """Generated ids of the best beam; raise UnsupportedStrategy where it makes no sense."""
+                    repetition_penalty: float, dry: DrySettings = NO_DRY) -> list[int]:
+        """Generated ids of the best beam; raise UnsupportedStrategy where it makes no sense.
+        `dry` applies over the prompt and each beam's tokens, as on the engine's rows."""
         ...

@@ -20,6 +20,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, LogitsProcessor
 
 from models.base import Prompt, UnsupportedStrategy
+from models.dry import NO_DRY, DrySettings, dry_logits, tokenizer_breaker_ids
 from models.embedded import EMBEDDED_NAME, embedded_gguf
 from models.kv_cache import HeadroomLayer
 from models.ngram_ban import banned_by_ngrams, ngram_free_token_ids
@@ -107,6 +108,7 @@ class HFStepModel:
             eos_ids.add(int(tokenizer.eos_token_id))
         self.eos_token_ids = frozenset(eos_ids)
         self.ngram_free_tokens = ngram_free_token_ids(tokenizer)
+        self.sequence_breaker_tokens = tokenizer_breaker_ids(tokenizer)
         config = model.config
         self.context_window = int(
             getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 1024
@@ -233,14 +235,15 @@ class HFStepModel:
     @torch.inference_mode()
     def beam_search(self, prompt_ids: list[int], num_beams: int, max_new_tokens: int,
                     min_new_tokens: int, no_repeat_ngram_size: int,
-                    repetition_penalty: float) -> list[int]:
+                    repetition_penalty: float, dry: DrySettings = NO_DRY) -> list[int]:
         if num_beams < 2:
             raise UnsupportedStrategy("beam search needs at least 2 beams")
         ids = torch.tensor([prompt_ids], dtype=torch.long, device=self.device)
         out = self.model.generate(
             ids, attention_mask=torch.ones_like(ids), do_sample=False, num_beams=num_beams,
             max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens, repetition_penalty=repetition_penalty,
-            logits_processor=[WordStartNoRepeatNGram(no_repeat_ngram_size, len(prompt_ids), self.ngram_free_tokens)],
+            logits_processor=[WordStartNoRepeatNGram(no_repeat_ngram_size, len(prompt_ids), self.ngram_free_tokens),
+                              DryLogitsProcessor(dry, self.sequence_breaker_tokens)],
             pad_token_id=self.pad_id, early_stopping=True,
         )
         return [int(t) for t in out[0, len(prompt_ids):]]
@@ -259,6 +262,17 @@ class WordStartNoRepeatNGram(LogitsProcessor):
             if banned:
                 scores[row, list(banned)] = float("-inf")
         return scores
+
+
+class DryLogitsProcessor(LogitsProcessor):
+    """DRY (models.dry) for transformers' `generate` (the beam path): over each beam's whole
+    sequence, prompt included, as the engine's rows apply it over their prompt and new tokens."""
+
+    def __init__(self, settings: DrySettings, breakers: frozenset[int]) -> None:
+        self.settings, self.breakers = settings, breakers
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return cast(torch.FloatTensor, dry_logits(scores, input_ids, self.settings, self.breakers))
 
 
 def _filled(layer: object) -> tuple[torch.Tensor, torch.Tensor]:

@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 
 from models.base import Prompt, UnsupportedStrategy
+from models.dry import NO_DRY, DrySettings, sequence_breaker_ids
 from models.lstm.data import SPLIT_SEED, VAL_FRACTION, Example, load_examples, split_examples
-from models.lstm.tokenizer import BOS, PAD, SEP, Vocab
+from models.lstm.tokenizer import BOS, PAD, SEP, SPECIALS, Vocab
 
 DEFAULT_CORPUS = Path(__file__).resolve().parents[1] / "data" / "corpus.jsonl"
 DEFAULT_ORDER = 3  # trigrams: on ~150k words, 4- and 5-grams are mostly seen once and add nothing
@@ -150,6 +151,7 @@ class MarkovBackend:
         self.vocab_size = len(chain.vocab)
         self.eos_token_ids = frozenset({chain.vocab.eos})
         self.ngram_free_tokens: frozenset[int] = frozenset()  # every token is a whole word
+        self.sequence_breaker_tokens = sequence_breaker_ids(chain.vocab.itos, range(len(SPECIALS)))
         self.context_window = CONTEXT_WINDOW
         self.device = torch.device("cpu")
         self._mask = torch.zeros(self.vocab_size)
@@ -203,6 +205,7 @@ class MarkovBackend:
         min_new_tokens: int,
         no_repeat_ngram_size: int,
         repetition_penalty: float,
+        dry: DrySettings = NO_DRY,
     ) -> list[int]:
         raise UnsupportedStrategy(
             "Beam search isn't available for the markov model: it would just pick the most common "

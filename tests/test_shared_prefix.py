@@ -16,7 +16,7 @@ from models.hf import HFStepModel, load_hf_model
 from models.params import GenerationParams
 from tests.tiny_models import write_tiny_gpt2
 
-GREEDY = GenerationParams(strategy="greedy", max_new_tokens=20, min_new_tokens=20, repetition_penalty=1.0,
+GREEDY = GenerationParams(strategy="greedy", max_new_tokens=20, min_new_tokens=20, repetition_penalty=1.0, dry_multiplier=0.0,
                           no_repeat_ngram_size=0, stop_at_paragraph=False)
 TOPICS = ["bread rises", "a storm rolled over the harbour", "the old library", "lamp"]
 

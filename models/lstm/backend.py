@@ -13,9 +13,10 @@ from pathlib import Path
 import torch
 
 from models.base import Prompt
+from models.dry import NO_DRY, DrySettings, sequence_breaker_ids
 from models.lstm.beam import beam_search
 from models.lstm.model import TopicLSTM, load_checkpoint
-from models.lstm.tokenizer import Vocab
+from models.lstm.tokenizer import SPECIALS, Vocab
 
 DEFAULT_CHECKPOINT = Path(__file__).resolve().parents[2] / "data" / "lstm" / "best.pt"
 
@@ -44,6 +45,7 @@ class LSTMBackend:
         self.vocab_size = len(vocab)
         self.eos_token_ids = frozenset({vocab.eos})
         self.ngram_free_tokens: frozenset[int] = frozenset()  # every token is a whole word
+        self.sequence_breaker_tokens = sequence_breaker_ids(vocab.itos, range(len(SPECIALS)))
         self.context_window = model.config.context_window
         self._mask = torch.zeros(self.vocab_size, device=self.device)
         self._mask[vocab.special_ids()] = float("-inf")
@@ -120,6 +122,7 @@ class LSTMBackend:
         min_new_tokens: int,
         no_repeat_ngram_size: int,
         repetition_penalty: float,
+        dry: DrySettings = NO_DRY,
     ) -> list[int]:
         """Ids of the best beam (without <eos>); see models.lstm.beam."""
         return beam_search(
@@ -130,6 +133,8 @@ class LSTMBackend:
             min_new_tokens,
             no_repeat_ngram_size,
             repetition_penalty,
+            dry,
+            self.sequence_breaker_tokens,
         )
 
     def _finish(self, logits: torch.Tensor) -> torch.Tensor:
