@@ -24,12 +24,15 @@ from models.dry import NO_DRY, DrySettings, dry_logits, tokenizer_breaker_ids
 from models.embedded import EMBEDDED_NAME, embedded_gguf
 from models.kv_cache import HeadroomLayer
 from models.ngram_ban import banned_by_ngrams, ngram_free_token_ids
-from models.prompts import chat_messages, continuation_text
+from models.prompts import chat_messages, continuation_text, window
 
 log = logging.getLogger(__name__)
 
 
 MIN_SHARED_PREFIX = 8  # tokens: below this, keeping a shared prefix is not worth it
+# Most prompt tokens a row starts with: a long story keeps its opening and latest paragraphs. A
+# small model follows a shorter story better, and every prompt token is prefilled and attended to.
+MAX_PROMPT_TOKENS = 1024
 
 
 @dataclass
@@ -119,20 +122,25 @@ class HFStepModel:
 
     # -- text -------------------------------------------------------------------------------
     def encode_prompt(self, prompt: Prompt, max_new_tokens: int) -> list[int]:
-        budget = max(16, self.context_window - max_new_tokens)
+        """The prompt within the window: a story too long loses whole paragraphs from its middle
+        (models.prompts.window), and only then tokens from the left."""
+        budget = max(16, min(self.context_window - max_new_tokens, MAX_PROMPT_TOKENS))
         if self.is_chat:
-            history = list(prompt.history)
-            while True:  # drop the oldest paragraphs until the conversation fits
-                messages = chat_messages(prompt.topic, history, prompt.direction)
-                ids = self._apply_chat_template(messages)
-                if len(ids) <= budget or not history:
-                    return ids[-budget:]
-                history.pop(0)
-        header, story = continuation_text(prompt.topic, prompt.history, prompt.direction)
+            def chat_ids(history: list[str], gap: bool = False) -> list[int]:
+                return self._apply_chat_template(chat_messages(prompt.topic, history, prompt.direction, gap))
+
+            history, gap = window(list(prompt.history), lambda kept: len(chat_ids(kept, True)) <= budget)
+            return chat_ids(history, gap)[-budget:]
+        header, _ = continuation_text(prompt.topic, [], prompt.direction)
         head_ids = self.tokenizer.encode(header)
-        story_ids = self.tokenizer.encode(story) if story else []
         keep = max(0, budget - len(head_ids))
+        history, _ = window(list(prompt.history), lambda kept: len(self._story_ids(kept)) <= keep)
+        story_ids = self._story_ids(history)
         return head_ids + (story_ids[-keep:] if keep else [])
+
+    def _story_ids(self, history: list[str]) -> list[int]:
+        _, story = continuation_text("", history, None)
+        return [int(t) for t in self.tokenizer.encode(story)] if story else []
 
     def _apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
         encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
@@ -157,13 +165,14 @@ class HFStepModel:
 
     @torch.inference_mode()
     def shared_prefix(self) -> SharedPrefix:
-        """The tokens every prompt of this model begins with (system prompt, chat template,
-        "Write a paragraph about"), with their keys and values computed once: a new row
+        """The tokens every prompt of this model begins with (system prompt and chat template, up
+        to the request, new story or continuation alike), with their keys and values computed once: a new row
         prefills only what follows them. Empty when prompts share nothing (plain GPT-2)."""
         if self._prefix is None:
-            one, other = (self.encode_prompt(Prompt(topic), 64) for topic in ("a lamp", "the sea"))
-            common = next((i for i, (a, b) in enumerate(zip(one, other, strict=False)) if a != b),
-                          min(len(one), len(other)))
+            one, *others = (self.encode_prompt(prompt, 64) for prompt in (
+                Prompt("a lamp"), Prompt("the sea"), Prompt("a lamp", ["It was dark."])))
+            common = min(next((i for i, (a, b) in enumerate(zip(one, other, strict=False)) if a != b),
+                              min(len(one), len(other))) for other in others)
             self._prefix = SharedPrefix(one[:common] if common >= MIN_SHARED_PREFIX else [], [])
             if self._prefix.ids:
                 cache = DynamicCache(config=self.model.config)
