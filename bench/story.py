@@ -106,12 +106,20 @@ async def write_story(engine: Engine, base: GenerationParams, story: Story, para
 async def write_stories(name: str, params: GenerationParams, topics: list[str], paragraphs: int,
                         seed: int) -> list[Story]:
     device = torch.device("cpu")
-    engine = Engine(lambda model: load_model(model, device), name, max_batch=64, max_waiting=1000,
-                    max_per_user=1000)
+    loaded: list[Any] = []
+
+    def loader(model: str) -> Any:
+        loaded.append(load_model(model, device))
+        return loaded[-1]
+
+    engine = Engine(loader, name, max_batch=64, max_waiting=1000, max_per_user=1000)
     stories = [Story(topic) for topic in topics]
     async with engine:
         await asyncio.gather(*(write_story(engine, params, story, paragraphs, seed + 1000 * i)
                                for i, story in enumerate(stories)))
+    weights = getattr(loaded[0], "model", None) if loaded else None
+    if isinstance(weights, torch.nn.Module):
+        print(f"{name}: {next(weights.parameters()).dtype} on {device}")
     return stories
 
 
@@ -186,7 +194,7 @@ def main() -> None:
     args = parser.parse_args()
     settings = overrides(args.set)
     embedder = Embedder()
-    print(f"torch threads {torch.get_num_threads()}, float32 on the CPU, seed {args.seed}, settings {settings or 'defaults'}")
+    print(f"torch threads {torch.get_num_threads()}, seed {args.seed}, settings {settings or 'defaults'}")
     summary: list[str] = []
     saved: dict[str, list[dict[str, Any]]] = {}
     for name in args.backends.split(","):
