@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import re
 import time
 from dataclasses import dataclass, field
@@ -50,6 +51,7 @@ STORY_TOPICS = [
     "a painter whose portraits come alive", "an astronaut stranded on a red planet",
     "a street musician who plays for a king", "a family moving into an old farmhouse",
 ]
+log = logging.getLogger("bench.story")
 LOOP_NGRAM = 8  # words in the sequences that make a paragraph a loop
 LOOP_SHARE = 0.2  # a paragraph with more than this share of its 8-word sequences seen before loops
 CHECKPOINTS = (1, 5, 10, 20)  # paragraphs whose figures are shown
@@ -101,6 +103,7 @@ async def write_story(engine: Engine, base: GenerationParams, story: Story, para
         event = await handle.result()
         story.seconds.append(time.perf_counter() - began)
         story.paragraphs.append(event.text.strip() if event.kind == "done" else "")
+        log.info("%s: paragraph %d in %.1f s", story.topic[:30], index + 1, story.seconds[-1])
 
 
 async def write_stories(name: str, params: GenerationParams, topics: list[str], paragraphs: int,
@@ -192,6 +195,7 @@ def main() -> None:
     parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE", help="a setting for every backend")
     parser.add_argument("--out", type=Path, help="save the stories as JSON")
     args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     settings = overrides(args.set)
     embedder = Embedder()
     print(f"torch threads {torch.get_num_threads()}, seed {args.seed}, settings {settings or 'defaults'}")
