@@ -236,7 +236,7 @@ def parse_setting(name: str, text: str) -> tuple[str, Any]:
     key = name.strip().lower().replace("-", "_")
     spec = SETTINGS.get(key)
     if spec is None:
-        raise SettingError(f"unknown setting {show_value(name)}; settings are: {', '.join(SETTINGS)}")
+        raise SettingError(f"unknown setting {show_value(name)}; settings are: {setting_names()}")
     raw = text.strip()
     if spec.optional and raw.lower() in ("", "none", "unset", "random", "off"):
         return key, None
@@ -253,6 +253,22 @@ def parse_setting(name: str, text: str) -> tuple[str, Any]:
     except ValueError:
         raise SettingError(f"{key} must be a number from {spec.range_text()}, got {show_value(raw)}") from None
     return key, check_value(spec, number)
+
+
+def setting_names() -> str:
+    """The settings' names for a refusal, short: a family of three or more that share a prefix
+    (dry_multiplier, dry_base, ...) is named once as `dry_*`."""
+    families: dict[str, list[str]] = {}
+    for name in SETTINGS:
+        families.setdefault(name.split("_")[0], []).append(name)
+    shown: list[str] = []
+    for name in SETTINGS:
+        family = families[name.split("_")[0]]
+        if len(family) < 3:
+            shown.append(name)
+        elif name == family[0]:
+            shown.append(name.split("_")[0] + "_*")
+    return ", ".join(shown)
 
 
 def show_value(value: Any) -> str:
