@@ -79,11 +79,11 @@ def match_lengths(seq: torch.Tensor, is_breaker: torch.Tensor) -> torch.Tensor:
     if length < 2:
         return matches
     alive = torch.ones(length - 1, dtype=torch.bool, device=seq.device)  # candidates e = 0 .. L-2
+    ends = torch.arange(length - 1, device=seq.device)
     for k in range(length - 1):  # compare seq[e - k] with seq[L - 1 - k]
         tail = seq[length - 1 - k]
         if bool(is_breaker[tail]):
             break
-        ends = torch.arange(length - 1, device=seq.device)
         valid = ends - k >= 0
         alive = alive & valid & (seq[(ends - k).clamp(min=0)] == tail)
         if not bool(alive.any()):
