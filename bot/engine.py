@@ -31,7 +31,7 @@ from bot.engine_types import (
 from bot.metrics import EngineStats, Metrics, percentile
 from bot.scheduler import FairQueue
 from models.base import StepModel, UnsupportedStrategy
-from models.dry import DrySettings
+from models.dry import NO_DRY, DrySettings
 from models.params import GenerationParams
 from models.sampling import RowSampling, choose_tokens
 
@@ -263,7 +263,7 @@ class Engine:
         breakers = getattr(model, "sequence_breaker_tokens", frozenset())
         rows = [Row(handle, v, prompt_ids, RowSampling.create(
             params, model.eos_token_ids, None if params.seed is None else params.seed + v, model.ngram_free_tokens,
-            context=prompt_ids, sequence_breakers=breakers))
+            context=prompt_ids if handle.request.prompt.history else None, sequence_breakers=breakers))
             for handle, prompt_ids, params in starts for v in range(params.variants)]
         try:
             logits = model.prefill(batch.state, [row.prompt_ids for row in rows])
@@ -281,7 +281,8 @@ class Engine:
               p: GenerationParams) -> None:
         try:
             ids = model.beam_search(prompt_ids, p.num_beams, p.max_new_tokens, p.min_new_tokens,
-                                    p.no_repeat_ngram_size, p.repetition_penalty, DrySettings.of(p))
+                                    p.no_repeat_ngram_size, p.repetition_penalty,
+                                    DrySettings.of(p) if handle.request.prompt.history else NO_DRY)
         except UnsupportedStrategy as error:
             self._finish_handle(handle, Event("error", text=str(error)))
             return

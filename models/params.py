@@ -110,8 +110,9 @@ class GenerationParams:
     repetition_penalty: float = 1.1
     """CTRL-style penalty on every token already in the text; 1.0 disables."""
     dry_multiplier: float = 0.8
-    """DRY (models.dry): a token that would extend a repeat of n tokens of the story so far (prompt
-    included) loses dry_multiplier * dry_base ** (n - dry_allowed_length) of its logit; 0 disables."""
+    """DRY (models.dry), for continuations: a token that would extend a repeat of n tokens of the
+    story so far (prompt included) loses dry_multiplier * dry_base ** (n - dry_allowed_length) of
+    its logit; 0 disables. A new story's first paragraph is written without it."""
     dry_base: float = 1.75
     """Growth of the DRY penalty per token of repeat."""
     dry_allowed_length: int = 2

@@ -22,10 +22,10 @@ COPYING = GenerationParams(model="copier", strategy="greedy", max_new_tokens=12,
 STORY = "the keeper climbed stairs lamp storm harbour boats ropes night sea light"
 
 
-async def continue_story(params: GenerationParams, history: list[str]) -> str:
+async def continue_story(params: GenerationParams, history: list[str], topic: str = "a keeper") -> str:
     model = CopyingModel()
     async with Engine(lambda name: model, "copier") as engine:  # type: ignore[arg-type, return-value]
-        event = await engine.submit(GenerationRequest(Prompt("a keeper", history), params)).result()
+        event = await engine.submit(GenerationRequest(Prompt(topic, history), params)).result()
     assert event.kind == "done"
     return event.text
 
@@ -40,6 +40,14 @@ async def test_a_copying_model_cannot_copy_eight_words_of_the_history_when_dry_i
     text = await continue_story(COPYING, history)  # dry on by default
     assert len(text.split()) == 12
     assert not word_grams(text) & set().union(*(word_grams(p) for p in history)), text
+
+
+async def test_a_new_storys_first_paragraph_is_written_without_dry() -> None:
+    """DRY is for continuations: the first paragraph may echo its topic (the copying model copies it)."""
+    assert await continue_story(COPYING, [], topic=STORY) == STORY
+    beam = COPYING.replace(strategy="beam", num_beams=2)
+    assert await continue_story(beam, [], topic=STORY) == STORY
+    assert not word_grams(await continue_story(beam, [STORY])) & word_grams(STORY)
 
 
 async def test_variants_and_sampled_rows_honour_dry_too() -> None:
