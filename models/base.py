@@ -41,6 +41,8 @@ class StepModel(Protocol):
     eos_token_ids: frozenset[int]
     ngram_free_tokens: frozenset[int]
     """Tokens the no-repeat n-gram ban never forbids (word pieces; empty for word-level models)."""
+    sequence_breaker_tokens: frozenset[int]
+    """Tokens a DRY repeat never spans (newlines, quotes, colons, special tokens; models.dry)."""
     context_window: int
     """Most tokens of prompt plus output the model can attend to."""
     device: torch.device

@@ -20,16 +20,20 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, LogitsProcessor
 
 from models.base import Prompt, UnsupportedStrategy
+from models.dry import DrySettings, dry_logits, tokenizer_breaker_ids
 from models.embedded import EMBEDDED_NAME, embedded_gguf
 from models.kv_cache import HeadroomLayer
 from models.ngram_ban import banned_by_ngrams, ngram_free_token_ids
 from models.params import GenerationParams
-from models.prompts import chat_messages, continuation_text
+from models.prompts import chat_messages, continuation_text, window
 
 log = logging.getLogger(__name__)
 
 
 MIN_SHARED_PREFIX = 8  # tokens: below this, keeping a shared prefix is not worth it
+# Most prompt tokens a row starts with: a long story keeps its opening and latest paragraphs. A
+# small model follows a shorter story better, and every prompt token is prefilled and attended to.
+MAX_PROMPT_TOKENS = 1024
 
 
 @dataclass
@@ -113,6 +117,7 @@ class HFStepModel:
             eos_ids.add(int(tokenizer.eos_token_id))
         self.eos_token_ids = frozenset(eos_ids)
         self.ngram_free_tokens = ngram_free_token_ids(tokenizer)
+        self.sequence_breaker_tokens = tokenizer_breaker_ids(tokenizer)
         config = model.config
         self.context_window = int(
             getattr(config, "max_position_embeddings", None) or getattr(config, "n_positions", None) or 1024
@@ -123,20 +128,25 @@ class HFStepModel:
 
     # -- text -------------------------------------------------------------------------------
     def encode_prompt(self, prompt: Prompt, max_new_tokens: int) -> list[int]:
-        budget = max(16, self.context_window - max_new_tokens)
+        """The prompt within the window: a story too long loses whole paragraphs from its middle
+        (models.prompts.window), and only then tokens from the left."""
+        budget = max(16, min(self.context_window - max_new_tokens, MAX_PROMPT_TOKENS))
         if self.is_chat:
-            history = list(prompt.history)
-            while True:  # drop the oldest paragraphs until the conversation fits
-                messages = chat_messages(prompt.topic, history, prompt.direction)
-                ids = self._apply_chat_template(messages)
-                if len(ids) <= budget or not history:
-                    return ids[-budget:]
-                history.pop(0)
-        header, story = continuation_text(prompt.topic, prompt.history, prompt.direction)
+            def chat_ids(history: list[str], gap: bool = False) -> list[int]:
+                return self._apply_chat_template(chat_messages(prompt.topic, history, prompt.direction, gap))
+
+            history, gap = window(list(prompt.history), lambda kept: len(chat_ids(kept, True)) <= budget)
+            return chat_ids(history, gap)[-budget:]
+        header, _ = continuation_text(prompt.topic, [], prompt.direction)
         head_ids = self.tokenizer.encode(header)
-        story_ids = self.tokenizer.encode(story) if story else []
         keep = max(0, budget - len(head_ids))
+        history, _ = window(list(prompt.history), lambda kept: len(self._story_ids(kept)) <= keep)
+        story_ids = self._story_ids(history)
         return head_ids + (story_ids[-keep:] if keep else [])
+
+    def _story_ids(self, history: list[str]) -> list[int]:
+        _, story = continuation_text("", history, None)
+        return [int(t) for t in self.tokenizer.encode(story)] if story else []
 
     def _apply_chat_template(self, messages: list[dict[str, str]]) -> list[int]:
         encoded = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=True)
@@ -161,13 +171,14 @@ class HFStepModel:
 
     @torch.inference_mode()
     def shared_prefix(self) -> SharedPrefix:
-        """The tokens every prompt of this model begins with (system prompt, chat template,
-        "Write a paragraph about"), with their keys and values computed once: a new row
+        """The tokens every prompt of this model begins with (system prompt and chat template, up
+        to the request, new story or continuation alike), with their keys and values computed once: a new row
         prefills only what follows them. Empty when prompts share nothing (plain GPT-2)."""
         if self._prefix is None:
-            one, other = (self.encode_prompt(Prompt(topic), 64) for topic in ("a lamp", "the sea"))
-            common = next((i for i, (a, b) in enumerate(zip(one, other, strict=False)) if a != b),
-                          min(len(one), len(other)))
+            one, *others = (self.encode_prompt(prompt, 64) for prompt in (
+                Prompt("a lamp"), Prompt("the sea"), Prompt("a lamp", ["It was dark."])))
+            common = min(next((i for i, (a, b) in enumerate(zip(one, other, strict=False)) if a != b),
+                              min(len(one), len(other))) for other in others)
             self._prefix = SharedPrefix(one[:common] if common >= MIN_SHARED_PREFIX else [], [])
             if self._prefix.ids:
                 cache = DynamicCache(config=self.model.config)
@@ -246,7 +257,8 @@ class HFStepModel:
             max_new_tokens=params.max_new_tokens, min_new_tokens=params.min_new_tokens,
             repetition_penalty=params.repetition_penalty,
             logits_processor=[WordStartNoRepeatNGram(params.no_repeat_ngram_size, len(prompt_ids),
-                                                     self.ngram_free_tokens)],
+                                                     self.ngram_free_tokens),
+                              DryLogitsProcessor(DrySettings.of(params), self.sequence_breaker_tokens)],
             pad_token_id=self.pad_id, early_stopping=True,
         )
         return [int(t) for t in out[0, len(prompt_ids):]]
@@ -265,6 +277,17 @@ class WordStartNoRepeatNGram(LogitsProcessor):
             if banned:
                 scores[row, list(banned)] = float("-inf")
         return scores
+
+
+class DryLogitsProcessor(LogitsProcessor):
+    """DRY (models.dry) for transformers' `generate` (the beam path): over each beam's whole
+    sequence, prompt included, as the engine's rows apply it over their prompt and new tokens."""
+
+    def __init__(self, settings: DrySettings, breakers: frozenset[int]) -> None:
+        self.settings, self.breakers = settings, breakers
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
+        return cast(torch.FloatTensor, dry_logits(scores, input_ids, self.settings, self.breakers))
 
 
 def _filled(layer: object) -> tuple[torch.Tensor, torch.Tensor]:

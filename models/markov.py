@@ -18,9 +18,10 @@ from pathlib import Path
 import torch
 
 from models.base import Prompt, UnsupportedStrategy
+from models.dry import sequence_breaker_ids
 from models.params import GenerationParams
 from models.text.data import CORPUS, SPLIT_SEED, VAL_FRACTION, Example, load_examples, split_examples
-from models.text.tokenizer import BOS, PAD, SEP, Vocab
+from models.text.tokenizer import BOS, PAD, SEP, SPECIALS, Vocab
 
 DEFAULT_CORPUS = CORPUS
 DEFAULT_ORDER = 3  # trigrams: on ~150k words, 4- and 5-grams are mostly seen once and add nothing
@@ -151,6 +152,7 @@ class MarkovBackend:
         self.vocab_size = len(chain.vocab)
         self.eos_token_ids = frozenset({chain.vocab.eos})
         self.ngram_free_tokens: frozenset[int] = frozenset()  # every token is a whole word
+        self.sequence_breaker_tokens = sequence_breaker_ids(chain.vocab.itos, range(len(SPECIALS)))
         self.context_window = CONTEXT_WINDOW
         self.device = torch.device("cpu")
         self._mask = torch.zeros(self.vocab_size)

@@ -70,6 +70,11 @@ _SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("num_beams", int, "Beams for beam search", 2, 8),
     SettingSpec("no_repeat_ngram_size", int, "Never repeat an n-gram of this size; long words still may (0 = off)", 0, 10),
     SettingSpec("repetition_penalty", float, "Penalty on tokens already used (1 = off)", 1.0, 2.0),
+    SettingSpec("dry_multiplier", float, "DRY: penalty on extending a repeat of the story so far (0 = off)", 0.0, 5.0),
+    SettingSpec("dry_base", float, "DRY: how fast the penalty grows with the repeat's length", 1.0, 4.0),
+    SettingSpec("dry_allowed_length", int, "DRY: repeats this many tokens long are free", 1, 20),
+    SettingSpec("dry_penalty_last_n", int, "DRY: tokens of the story it looks back over (-1 = all, 0 = off)",
+                -1, 65536),
     SettingSpec("max_new_tokens", int, "Most tokens to write", 8, 512),
     SettingSpec("min_new_tokens", int, "Fewest tokens before the paragraph may end", 0, 256),
     SettingSpec("variants", int, "How many versions to write", 1, 4),
@@ -104,6 +109,16 @@ class GenerationParams:
     """An n-gram of this size never appears twice; 0 disables."""
     repetition_penalty: float = 1.1
     """CTRL-style penalty on every token already in the text; 1.0 disables."""
+    dry_multiplier: float = 0.8
+    """DRY (models.dry), for continuations: a token that would extend a repeat of n tokens of the
+    story so far (prompt included) loses dry_multiplier * dry_base ** (n - dry_allowed_length) of
+    its logit; 0 disables. A new story's first paragraph is written without it."""
+    dry_base: float = 1.75
+    """Growth of the DRY penalty per token of repeat."""
+    dry_allowed_length: int = 2
+    """Repeats up to this many tokens are never penalised (names, short phrases)."""
+    dry_penalty_last_n: int = -1
+    """How many of the last tokens DRY looks over; -1 the whole context, 0 disables."""
     max_new_tokens: int = 160
     """Upper bound on generated tokens."""
     min_new_tokens: int = 40
@@ -223,7 +238,7 @@ def parse_setting(name: str, text: str) -> tuple[str, Any]:
     key = name.strip().lower().replace("-", "_")
     spec = SETTINGS.get(key)
     if spec is None:
-        raise SettingError(f"unknown setting {show_value(name)}; settings are: {', '.join(SETTINGS)}")
+        raise SettingError(f"unknown setting {show_value(name)}; settings are: {setting_names()}")
     raw = text.strip()
     if spec.optional and raw.lower() in ("", "none", "unset", "random", "off"):
         return key, None
@@ -240,6 +255,22 @@ def parse_setting(name: str, text: str) -> tuple[str, Any]:
     except ValueError:
         raise SettingError(f"{key} must be a number from {spec.range_text()}, got {show_value(raw)}") from None
     return key, check_value(spec, number)
+
+
+def setting_names() -> str:
+    """The settings' names for a refusal, short: a family of three or more that share a prefix
+    (dry_multiplier, dry_base, ...) is named once as `dry_*`."""
+    families: dict[str, list[str]] = {}
+    for name in SETTINGS:
+        families.setdefault(name.split("_")[0], []).append(name)
+    shown: list[str] = []
+    for name in SETTINGS:
+        family = families[name.split("_")[0]]
+        if len(family) < 3:
+            shown.append(name)
+        elif name == family[0]:
+            shown.append(name.split("_")[0] + "_*")
+    return ", ".join(shown)
 
 
 def show_value(value: Any) -> str:

@@ -1,36 +1,67 @@
-"""How a topic and a story's history become a prompt, for chat models and plain LMs alike."""
+"""How a topic and a story's history become a prompt, for chat models and plain LMs alike.
+
+A continuation shows a chat model the story so far as one text in one request, with an
+instruction to move it forward. (Showing each earlier paragraph as the answer to the same
+request, "Continue the story", taught a small model that the answer is the previous answer:
+SmolLM2 wrote the same paragraph again and again.) When the story outgrows the window, whole
+paragraphs are dropped from the middle: the opening (the premise) and the latest ones stay.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 SYSTEM_PROMPT = (
     "You are a gifted writer. Answer with one vivid, coherent paragraph of prose, "
     "with no title, no list and no preamble."
 )
 FIRST_REQUEST = "Write a paragraph about {topic}."
-NEXT_REQUEST = "Continue the story with the next paragraph."
+STORY_REQUEST = (
+    "Here is a story about {topic}, so far:\n\n{story}\n\n"
+    "Write the next paragraph of this story. Move the story forward with new events, actions or "
+    "discoveries that follow from the last paragraph. Do not repeat or retell what already happened."
+)
 DIRECTION = " In this paragraph: {direction}."
+OMITTED = "[...]"  # stands for the paragraphs a cut story leaves out of a chat prompt
 
 
-def chat_messages(topic: str, history: list[str], direction: str | None) -> list[dict[str, str]]:
-    """A conversation where each earlier paragraph is the assistant's answer to a request.
+def window(history: list[str], fits: Callable[[list[str]], bool]) -> tuple[list[str], bool]:
+    """(paragraphs to show, whether some were dropped after the opening): all of them if they fit,
+    else the opening plus as many of the latest as fit (the middle dropped whole), else the latest
+    alone (the caller then cuts it from the left)."""
+    if not history or fits(history):
+        return history, False
+    for latest in range(len(history) - 2, 0, -1):
+        kept = [history[0], *history[-latest:]]
+        if fits(kept):
+            return kept, True
+    return history[-1:], False
+
+
+def chat_messages(topic: str, history: list[str], direction: str | None, gap: bool = False) -> list[dict[str, str]]:
+    """The system prompt and one request: a new paragraph on the topic, or the next paragraph of
+    the story so far (with `gap`, OMITTED after the opening marks dropped paragraphs).
 
     Chat models (SmolLM2-Instruct) follow an instruction far better than they continue text.
     """
-    messages = [{"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": FIRST_REQUEST.format(topic=topic.strip())}]
-    for paragraph in history:
-        messages.append({"role": "assistant", "content": paragraph})
-        messages.append({"role": "user", "content": NEXT_REQUEST})
+    topic = topic.strip().rstrip(".")
+    if history:
+        shown = [p.strip() for p in history]
+        if gap:
+            shown.insert(1, OMITTED)
+        request = STORY_REQUEST.format(topic=topic, story="\n\n".join(shown))
+    else:
+        request = FIRST_REQUEST.format(topic=topic)
     if direction:
-        messages[-1]["content"] += DIRECTION.format(direction=direction.strip().rstrip("."))
-    return messages
+        request += DIRECTION.format(direction=direction.strip().rstrip("."))
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": request}]
 
 
 def continuation_text(topic: str, history: list[str], direction: str | None) -> tuple[str, str]:
     """(header, story so far) for a plain LM such as GPT-2, which only continues text.
 
-    The header names the topic so the model stays on it; the caller cuts the story from the
-    left, never the header, when the context window is short.
+    The header names the topic so the model stays on it; the caller cuts the story (whole
+    paragraphs first, see `window`), never the header, when the context window is short.
     """
     header = f"{topic.strip().rstrip('.').capitalize()}.\n\n"
     if direction:

@@ -54,6 +54,7 @@ class ScriptedModel:
         self.name, self.vocab_size, self.device = inner.name, inner.vocab_size, inner.device
         self.eos_token_ids, self.context_window = inner.eos_token_ids, inner.context_window
         self.ngram_free_tokens = inner.ngram_free_tokens
+        self.sequence_breaker_tokens = inner.sequence_breaker_tokens
         self._faults: dict[str, list[BaseException]] = {}
 
     def fail_next(self, method: str, error: BaseException) -> None:

@@ -62,6 +62,7 @@ class WordModel:
     vocab_size = len(WORDS) + 1  # id 0 is end-of-text
     eos_token_ids = frozenset({0})
     ngram_free_tokens: frozenset[int] = frozenset()
+    sequence_breaker_tokens: frozenset[int] = frozenset({0})
     context_window = 4096
     device = torch.device("cpu")
 

@@ -128,7 +128,11 @@ class Row:
     def start(cls, handle: RequestHandle, variant: int, prompt_ids: list[int], params: GenerationParams,
               model: StepModel, seed: int | None) -> Row:
         """A row about to be prefilled, with its own sampling state and detokenizer."""
-        sampling = RowSampling.create(params, model.eos_token_ids, seed, model.ngram_free_tokens)
+        # DRY looks over the story so far; a new story's first paragraph has none (context None).
+        context = prompt_ids if handle.request.prompt.history else None
+        sampling = RowSampling.create(params, model.eos_token_ids, seed, model.ngram_free_tokens,
+                                      context=context,
+                                      sequence_breakers=getattr(model, "sequence_breaker_tokens", frozenset()))
         detokenizer = IncrementalDetokenizer(model.decode_text, getattr(model, "decode_context_tokens", None))
         return cls(handle, variant, prompt_ids, sampling, detokenizer)
 

@@ -10,6 +10,7 @@ runs on the event loop.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import logging
 import threading
@@ -236,7 +237,9 @@ class Engine:
     def _beam(self, handle: RequestHandle, model: StepModel, prompt_ids: list[int],
               p: GenerationParams) -> None:
         try:
-            ids = model.beam_search(prompt_ids, p)
+            # DRY is for continuations (see RowSampling.create): a first paragraph is written without it.
+            beam_params = p if handle.request.prompt.history else dataclasses.replace(p, dry_multiplier=0.0)
+            ids = model.beam_search(prompt_ids, beam_params)
         except UnsupportedStrategy as error:
             self._finish_handle(handle, Event("error", text=str(error), failure=Failure.REQUEST_FAILED))
             return

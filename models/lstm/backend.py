@@ -13,11 +13,12 @@ from pathlib import Path
 import torch
 
 from models.base import Prompt
+from models.dry import sequence_breaker_ids
 from models.lstm.beam import beam_search
 from models.lstm.model import TopicLSTM, load_checkpoint
 from models.params import GenerationParams
 from models.text.data import LSTM_DIR
-from models.text.tokenizer import Vocab
+from models.text.tokenizer import SPECIALS, Vocab
 
 DEFAULT_CHECKPOINT = LSTM_DIR / "best.pt"
 
@@ -46,6 +47,7 @@ class LSTMBackend:
         self.vocab_size = len(vocab)
         self.eos_token_ids = frozenset({vocab.eos})
         self.ngram_free_tokens: frozenset[int] = frozenset()  # every token is a whole word
+        self.sequence_breaker_tokens = sequence_breaker_ids(vocab.itos, range(len(SPECIALS)))
         self.context_window = model.config.context_window
         self._mask = torch.zeros(self.vocab_size, device=self.device)
         self._mask[vocab.special_ids()] = float("-inf")
@@ -116,7 +118,7 @@ class LSTMBackend:
 
     def beam_search(self, prompt_ids: list[int], params: GenerationParams) -> list[int]:
         """Ids of the best beam (without <eos>); see models.lstm.beam."""
-        return beam_search(self, prompt_ids, params)
+        return beam_search(self, prompt_ids, params, self.sequence_breaker_tokens)
 
     def _finish(self, logits: torch.Tensor) -> torch.Tensor:
         return logits.float() + self._mask  # (B, V) float32, structure tokens at -inf

@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import torch
 
+from models.dry import NO_DRY, DrySettings, dry_logits
 from models.ngram_ban import banned_by_ngrams
 from models.params import GenerationParams
 
@@ -53,9 +54,14 @@ def step_scores(
     no_repeat_ngram_size: int,
     repetition_penalty: float,
     eos: list[int],
+    dry: DrySettings = NO_DRY,
+    breakers: frozenset[int] = frozenset(),
 ) -> torch.Tensor:
-    """Log-probabilities (beams, vocab) after the penalty, the n-gram ban and the minimum length."""
+    """Log-probabilities (beams, vocab) after the penalties (CTRL, then DRY over prompt and beam),
+    the n-gram ban and the minimum length."""
     logits = penalise(logits.float(), seqs, repetition_penalty)
+    if dry.enabled:
+        logits = dry_logits(logits, torch.tensor(seqs, dtype=torch.long), dry, breakers)
     if n_generated < min_new_tokens:
         logits[:, eos] = float("-inf")
     for row, seq in enumerate(seqs):
@@ -65,12 +71,15 @@ def step_scores(
     return torch.log_softmax(logits, dim=-1)
 
 
-def beam_search(model: Stepper, prompt_ids: list[int], params: GenerationParams) -> list[int]:
+def beam_search(model: Stepper, prompt_ids: list[int], params: GenerationParams,
+                breakers: frozenset[int] = frozenset()) -> list[int]:
     """Generated ids (without the final end token) of the best beam: `params` gives num_beams,
-    max_new_tokens, min_new_tokens, no_repeat_ngram_size and repetition_penalty."""
+    max_new_tokens, min_new_tokens, no_repeat_ngram_size, repetition_penalty and the DRY
+    settings; `breakers` are the tokens a DRY repeat never spans."""
     num_beams, max_new_tokens = params.num_beams, params.max_new_tokens
     min_new_tokens, no_repeat_ngram_size = params.min_new_tokens, params.no_repeat_ngram_size
     repetition_penalty = params.repetition_penalty
+    dry = DrySettings.of(params)
     if num_beams < 1:
         raise ValueError(f"num_beams must be at least 1, got {num_beams}")
     eos = sorted(model.eos_token_ids)
@@ -80,7 +89,8 @@ def beam_search(model: Stepper, prompt_ids: list[int], params: GenerationParams)
     done: list[tuple[float, list[int]]] = []  # (length-normalised score, ids)
     for step in range(max_new_tokens):
         seqs = [list(prompt_ids) + b.ids for b in beams]
-        logp = step_scores(logits, seqs, step, min_new_tokens, no_repeat_ngram_size, repetition_penalty, eos)
+        logp = step_scores(logits, seqs, step, min_new_tokens, no_repeat_ngram_size, repetition_penalty, eos,
+                           dry, breakers)
         total = logp + torch.tensor([b.score for b in beams], device=logp.device).unsqueeze(1)  # (beams, V)
         top = torch.topk(total.flatten(), min(2 * num_beams, total.numel()))
         rows, children = [], []

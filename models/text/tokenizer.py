@@ -13,6 +13,7 @@ from collections import Counter
 from collections.abc import Iterable, Sequence
 
 from models.base import Prompt
+from models.prompts import window
 
 PAD, UNK, BOS, SEP, EOS = "<pad>", "<unk>", "<bos>", "<sep>", "<eos>"
 SPECIALS: tuple[str, ...] = (PAD, UNK, BOS, SEP, EOS)  # ids 0..4 in every vocabulary
@@ -99,14 +100,16 @@ class Vocab:
     def prompt_ids(self, prompt: Prompt, budget: int) -> list[int]:
         """`<bos> topic <sep>` + the last history words + direction words, at most `budget` ids.
 
-        History is cut from the left; topic and direction are kept (the topic is cut to half
+        History loses whole paragraphs from its middle, then words from the left; topic and direction are kept (the topic is cut to half
         the budget so a pasted essay as a topic cannot crowd out everything else)."""
         topic = self.ids(prompt.topic)[: max(1, budget // 2)]
         direction = self.ids(prompt.direction) if prompt.direction else []
         head = [self.bos, *topic, self.sep]
         direction = direction[: max(0, budget - len(head))]
         room = max(0, budget - len(head) - len(direction))
-        history = self.ids(" ".join(prompt.history))
+        # Whole paragraphs first (the opening and the latest ones stay), then words from the left.
+        kept, _ = window(list(prompt.history), lambda paragraphs: len(self.ids(" ".join(paragraphs))) <= room)
+        history = self.ids(" ".join(kept))
         return head + (history[-room:] if room else []) + direction
 
     def topic_of(self, ids: Sequence[int]) -> list[int]:

@@ -17,7 +17,7 @@ from models.hf import HFStepModel, load_hf_model
 from models.params import GenerationParams
 
 GREEDY = GenerationParams(strategy="greedy", max_new_tokens=24, min_new_tokens=24, repetition_penalty=1.0,
-                          no_repeat_ngram_size=0, stop_at_paragraph=False)
+                          dry_multiplier=0.0, no_repeat_ngram_size=0, stop_at_paragraph=False)
 
 
 @pytest.fixture(scope="module")

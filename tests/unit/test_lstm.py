@@ -196,7 +196,7 @@ def test_beam_search_with_one_beam_is_greedy() -> None:
         greedy.append(int(logits[0].argmax()))
         logits = backend.decode(batch, torch.tensor(greedy[-1:]))
     one_beam = GenerationParams(num_beams=1, max_new_tokens=6, min_new_tokens=6, no_repeat_ngram_size=0,
-                                repetition_penalty=1.0)
+                                repetition_penalty=1.0, dry_multiplier=0.0)
     assert backend.beam_search(prompt, one_beam) == greedy
 
 

@@ -1,5 +1,5 @@
-"""A chat model's prompts share their first tokens (system prompt, template, "Write a paragraph
-about"): their keys and values are computed once, and a new row prefills only its own suffix,
+"""A chat model's prompts share their first tokens (system prompt and template up to the request,
+new story or continuation alike): their keys and values are computed once, and a new row prefills only its own suffix,
 with exactly the text a full prefill gives."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from models.params import GenerationParams
 from tests.tiny_models import write_tiny_gpt2
 
 GREEDY = GenerationParams(strategy="greedy", max_new_tokens=20, min_new_tokens=20, repetition_penalty=1.0,
-                          no_repeat_ngram_size=0, stop_at_paragraph=False)
+                          dry_multiplier=0.0, no_repeat_ngram_size=0, stop_at_paragraph=False)
 TOPICS = ["bread rises", "a storm rolled over the harbour", "the old library", "lamp"]
 
 
@@ -37,17 +37,15 @@ def generate_alone(model: HFStepModel, prompt: Prompt, length: int) -> str:
 def test_chat_prompts_begin_with_the_shared_prefix_and_plain_prompts_have_none(
         chat_model: HFStepModel, tiny_gpt2_model: HFStepModel) -> None:
     prefix = chat_model.shared_prefix().ids
-    assert len(prefix) >= 8 and chat_model.decode_text(prefix).rstrip().endswith("about")
+    assert len(prefix) >= 8 and chat_model.decode_text(prefix).rstrip().endswith("user:")
     for prompt in [Prompt(t) for t in TOPICS] + [Prompt("lamp", history=["It was dark."], direction="dawn")]:
         assert chat_model.encode_prompt(prompt, 20)[:len(prefix)] == prefix
     assert tiny_gpt2_model.shared_prefix().ids == []  # "Bread rises.\\n\\n" shares nothing with "Lamp.\\n\\n"
 
 
 async def test_rows_prefilled_after_the_prefix_write_what_a_full_prefill_writes(chat_model: HFStepModel) -> None:
-    one, other = (chat_model.encode_prompt(Prompt(t), 20) for t in TOPICS[:2])
-    shared = next(i for i, (a, b) in enumerate(zip(one, other, strict=False)) if a != b)
+    shared = len(chat_model.shared_prefix().ids)  # computed once, before counting
     assert shared >= 8
-    chat_model.shared_prefix()  # computed once, before counting
     fed: list[int] = []
     hook = chat_model.model.register_forward_pre_hook(
         lambda _, args, kwargs: fed.append(kwargs["input_ids"].shape[1]) if kwargs["input_ids"].shape[1] > 1 else None,
