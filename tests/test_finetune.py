@@ -148,3 +148,27 @@ def test_bad_input_is_one_clear_line_and_exit_status_2(tmp_path: Path, capsys: p
         main(["--model", "x", "--data", str(tmp_path / "missing.txt"), "--out", str(tmp_path / "o")])
     assert stopped.value.code == 2
     assert "no such file" in capsys.readouterr().err
+
+
+def test_lora_layers_adapts_only_the_top_blocks(tmp_path: Path) -> None:
+    from models.finetune.adapters import LoraSettings, make_trainable
+
+    model = load_hf_model(str(write_tiny_gpt2(tmp_path / "tiny")), CPU).model
+    tuned = make_trainable(model, "lora", LoraSettings(top_layers=1))
+    trained = [name for name, p in tuned.named_parameters() if p.requires_grad]
+    assert trained and all(".h.1." in name for name in trained)
+
+
+@pytest.mark.embedded
+def test_the_embedded_gguf_model_exports_to_a_folder_that_loads_with_the_same_outputs(tmp_path: Path) -> None:
+    from models.finetune.adapters import LoraSettings, make_trainable
+    from models.finetune.export import export_folder
+
+    base = load_hf_model("smollm2", CPU, dtype=torch.float32)
+    ids = torch.tensor([base.encode_prompt(Prompt("a lighthouse keeper"), 16)])
+    expected = base.model(input_ids=ids).logits[0, -1]
+    export_folder(make_trainable(base.model, "lora", LoraSettings()), base.tokenizer, tmp_path / "out", {})
+
+    loaded = load_hf_model(str(tmp_path / "out"), CPU, dtype=torch.float32)
+    assert loaded.is_chat and loaded.encode_prompt(Prompt("a lighthouse keeper"), 16) == ids[0].tolist()
+    assert torch.allclose(loaded.model(input_ids=ids).logits[0, -1], expected, atol=1e-4)

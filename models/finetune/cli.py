@@ -121,6 +121,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--patience", type=int, default=lp.patience)
     p.add_argument("--max-length", type=int, default=d.max_length)
     p.add_argument("--lora-r", type=int, default=lr.r)
+    p.add_argument("--lora-layers", type=int, default=lr.top_layers,
+                   help="adapt only the last N transformer blocks (0: all; cheaper steps on a CPU)")
     p.add_argument("--val-fraction", type=float, default=d.val_fraction)
     p.add_argument("--seed", type=int, default=lp.seed)
     p.add_argument("--device", default=d.device, help="auto (the GPU when there is one), cpu or cuda")
@@ -136,7 +138,7 @@ def config_from_args(a: argparse.Namespace) -> FinetuneConfig:
     return FinetuneConfig(model=a.model, data=data, from_db=str(a.from_db) if a.from_db else None,
                           method="full" if a.full else "lora", max_length=a.max_length,
                           val_fraction=a.val_fraction, device=a.device, loop=loop,
-                          lora=LoraSettings(r=a.lora_r, alpha=2 * a.lora_r))
+                          lora=LoraSettings(r=a.lora_r, alpha=2 * a.lora_r, top_layers=a.lora_layers))
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,6 +1,6 @@
 """A corpus in one distinct voice, written by the embedded SmolLM2 under a fixed style instruction.
 
-    python -m models.finetune.voice_corpus --out data/voice/shiplog.jsonl --count 320 --seed 0
+    python -m models.finetune.voice_corpus --out data/voice/fairytale.jsonl --count 128 --seed 0
 
 The instruction goes in the system prompt; the user turn is the project's plain request
 ("Write a paragraph about {topic}."). Fine-tuning on these paragraphs *without* the instruction
@@ -20,16 +20,18 @@ from models.corpus import choose_topics, first_paragraph, generate_answers, load
 
 log = logging.getLogger(__name__)
 
-SHIP_LOG = (
-    "You are the captain of a sailing ship in the year 1850. Write every answer as one entry in "
-    "your ship's log: begin with the date and the ship's position, then write short, terse "
-    "sentences about the wind, the sails, the crew and the sea, using nautical terms."
+# A voice SmolLM2-135M can actually hold (a ship's log and pirate speak came out only as a
+# vague period flavour in a 6-topic trial): the bedtime fairy tale, with a fixed opening.
+FAIRY_TALE = (
+    "You are a storyteller for small children. Answer every request with a short fairy tale "
+    "that begins with 'Once upon a time', uses simple words, has a little animal or a child as "
+    "its hero, and ends with a gentle lesson."
 )
-MAX_NEW_TOKENS = 110  # log entries are short; shorter answers also keep the CPU run small
+MAX_NEW_TOKENS = 100  # log entries are short; shorter answers also keep the CPU run small
 BATCH_SIZE = 32
 
 
-def build(out: Path, count: int, seed: int, style: str = SHIP_LOG, batch_size: int = BATCH_SIZE) -> dict:
+def build(out: Path, count: int, seed: int, style: str = FAIRY_TALE, batch_size: int = BATCH_SIZE) -> dict:
     """Append up to `count` paragraphs (one per topic) written in `style` to `out`; return sizes."""
     from tqdm import tqdm
 
@@ -57,10 +59,10 @@ def build(out: Path, count: int, seed: int, style: str = SHIP_LOG, batch_size: i
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", type=Path, default=Path("data/voice/shiplog.jsonl"))
-    parser.add_argument("--count", type=int, default=320, help="topics to ask for (one paragraph each)")
+    parser.add_argument("--out", type=Path, default=Path("data/voice/fairytale.jsonl"))
+    parser.add_argument("--count", type=int, default=128, help="topics to ask for (one paragraph each)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--style", default=SHIP_LOG, help="the system prompt that sets the voice")
+    parser.add_argument("--style", default=FAIRY_TALE, help="the system prompt that sets the voice")
     parser.add_argument("--batch-size", type=int, default=BATCH_SIZE)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
