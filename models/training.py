@@ -2,10 +2,21 @@
 
 from __future__ import annotations
 
+import platform
 from pathlib import Path
 from typing import Any
 
 import torch
+
+
+def processor_name() -> str:
+    """The CPU's model name (/proc/cpuinfo on Linux), for reports that must name their processor."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        for line in cpuinfo.read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    return platform.processor() or platform.machine()
 
 
 def save_atomic(payload: dict[str, Any], path: Path) -> None:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +28,7 @@ from models.finetune.sources import gather
 from models.hf import load_hf_model, pick_device
 from models.lstm.data import SPLIT_SEED, VAL_FRACTION, split_examples
 from models.registry import CORPUS
-from models.training import plot_losses
+from models.training import plot_losses, processor_name
 
 log = logging.getLogger(__name__)
 
@@ -76,7 +75,8 @@ def run(config: FinetuneConfig, out: Path, resume: bool = False) -> dict[str, An
     before, after = state.history[0]["val_loss"], min(h["val_loss"] for h in state.history)
     report = {
         "base_model": config.model, "method": config.method, "device": str(device),
-        "processor": platform.processor() or platform.machine(), "dtype": "float32",
+        "processor": torch.cuda.get_device_name(device) if device.type == "cuda" else processor_name(),
+        "dtype": "float32",
         "train_paragraphs": len(train_set), "heldout_paragraphs": len(val_set),
         "trainable_parameters": trainable, "total_parameters": total,
         "steps": state.step, "best_step": best["step"], "stopped": state.stopped,
