@@ -5,7 +5,7 @@
 Both models get the same plain `/write` requests (the bot's default settings and prompt, no
 style instruction) on topics that appear nowhere in the corpus, with the same seeds. Scored
 with all-MiniLM-L6-v2 (bench.quality's embedder): mean cosine similarity to the held-out
-paragraphs of the voice corpus (the split models.finetune held out) and, as a control, to as
+paragraphs of the voice corpus (the split the model's finetune.json says was held out) and, as a control, to as
 many paragraphs of the plain corpus (data/corpus.jsonl); topicality (cosine to the topic); and
 the share of paragraphs that open the way the voice does ("Once upon a time").
 """
@@ -57,7 +57,8 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     corpus = read_files([args.corpus])
-    _, held_out = split_examples(corpus)  # models.finetune's default split
+    tuned_with = json.loads((args.model / "finetune.json").read_text())["config"]
+    _, held_out = split_examples(corpus, tuned_with["val_fraction"], tuned_with["split_seed"])  # its own split
     seen = {p.topic.lower() for p in corpus}
     topics = [t for t in TOPICS if t.lower() not in seen][: args.topics]
     plain = read_files([CORPUS])[: len(held_out)]
