@@ -86,13 +86,7 @@ def train_loop(model: torch.nn.Module, train: list[Encoded], val: list[Encoded],
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _schedule(settings))
     state, last, best = LoopState(), folder / "last.pt", folder / "best.pt"
     if resume and last.exists():
-        ckpt = torch.load(last, map_location="cpu", weights_only=False)
-        load_trainable_state(model, ckpt["trainable"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        torch.set_rng_state(ckpt["rng"])  # LoRA dropout draws on it: same masks as an unbroken run
-        state = LoopState(**{**ckpt["state"], "stopped": ""})  # asked to go on: limits are re-checked
-        log.info("resuming from %s at step %d", last, state.step)
+        state = _restore(last, model, opt, sched)
     if not state.history:  # the "before" figure: held-out loss of the untouched model
         before = mean_nll(model, val, pad_id, device)
         state.history.append({"step": 0, "train_loss": None, "val_loss": before, "seconds": 0.0})  # type: ignore[dict-item]
@@ -108,13 +102,8 @@ def train_loop(model: torch.nn.Module, train: list[Encoded], val: list[Encoded],
     began, run_loss, run_count = time.monotonic() - state.seconds, 0.0, 0
     model.train()
     bar = tqdm(total=settings.max_steps, initial=state.step, desc="fine-tuning", unit="step")
-    while not state.stopped:
-        if state.step >= settings.max_steps:
-            state.stopped = "max_steps"
-        elif settings.max_minutes and time.monotonic() - began > settings.max_minutes * 60:
-            state.stopped = "time limit"
-        elif state.bad_evals >= settings.patience:
-            state.stopped = "early stopping"
+    while True:
+        state.stopped = _reason_to_stop(state, settings, began)
         if state.stopped:
             break
         picked = [train[i] for i in batch_indices(state.step, len(train), settings.batch_size, settings.seed)]
@@ -139,6 +128,28 @@ def train_loop(model: torch.nn.Module, train: list[Encoded], val: list[Encoded],
     state.seconds = time.monotonic() - began
     save_last()
     return state
+
+
+def _restore(last: Path, model: torch.nn.Module, opt: torch.optim.Optimizer, sched: Any) -> LoopState:
+    """Weights, optimizer, scheduler and RNG from `last`; the loop state to go on from."""
+    ckpt = torch.load(last, map_location="cpu", weights_only=False)
+    load_trainable_state(model, ckpt["trainable"])
+    opt.load_state_dict(ckpt["optimizer"])
+    sched.load_state_dict(ckpt["scheduler"])
+    torch.set_rng_state(ckpt["rng"])  # LoRA dropout draws on it: same masks as an unbroken run
+    log.info("resuming from %s at step %d", last, ckpt["state"]["step"])
+    return LoopState(**{**ckpt["state"], "stopped": ""})  # asked to go on: limits are re-checked
+
+
+def _reason_to_stop(state: LoopState, settings: LoopSettings, began: float) -> str:
+    """Why training ends now ("max_steps", "time limit", "early stopping"), or "" to go on."""
+    if state.step >= settings.max_steps:
+        return "max_steps"
+    if settings.max_minutes and time.monotonic() - began > settings.max_minutes * 60:
+        return "time limit"
+    if state.bad_evals >= settings.patience:
+        return "early stopping"
+    return ""
 
 
 def _evaluate(model: torch.nn.Module, val: list[Encoded], pad_id: int, device: torch.device,
