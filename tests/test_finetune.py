@@ -172,3 +172,13 @@ def test_the_embedded_gguf_model_exports_to_a_folder_that_loads_with_the_same_ou
     loaded = load_hf_model(str(tmp_path / "out"), CPU, dtype=torch.float32)
     assert loaded.is_chat and loaded.encode_prompt(Prompt("a lighthouse keeper"), 16) == ids[0].tolist()
     assert torch.allclose(loaded.model(input_ids=ids).logits[0, -1], expected, atol=1e-4)
+
+
+def test_early_stopping_ends_a_diverging_run_and_keeps_the_best_weights(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    # A learning rate of 50 wrecks the weights at the first step, so held-out loss only worsens.
+    report = finetune(write_tiny_gpt2(tmp_path / "tiny"), write_corpus(tmp_path), out, "--full", "--lr", "50",
+                      "--max-steps", "20", "--eval-every", "1", "--patience", "2")
+    assert report["stopped"] == "early stopping" and report["steps"] == 2
+    assert report["best_step"] == 0
+    assert report["heldout_perplexity_after"] == report["heldout_perplexity_before"]
