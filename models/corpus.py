@@ -127,13 +127,18 @@ def load_smollm2() -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def generate_answers(model: Any, tokenizer: Any, topics: list[str], seed: int) -> list[str]:
-    """SmolLM2's sampled answer for each topic, generated as one static batch."""
+def generate_answers(
+    model: Any, tokenizer: Any, topics: list[str], seed: int, system: str | None = None,
+    max_new_tokens: int = MAX_NEW_TOKENS,
+) -> list[str]:
+    """SmolLM2's sampled answer for each topic, generated as one static batch; `system`, when
+    given, replaces the chat template's default system prompt (models.finetune.voice_corpus)."""
     import torch
 
+    head = [{"role": "system", "content": system}] if system else []
     chats = [
         tokenizer.apply_chat_template(
-            [{"role": "user", "content": PROMPT.format(topic=t)}], tokenize=False, add_generation_prompt=True
+            head + [{"role": "user", "content": PROMPT.format(topic=t)}], tokenize=False, add_generation_prompt=True
         )
         for t in topics
     ]
@@ -145,7 +150,7 @@ def generate_answers(model: Any, tokenizer: Any, topics: list[str], seed: int) -
             do_sample=True,
             temperature=TEMPERATURE,
             top_p=TOP_P,
-            max_new_tokens=MAX_NEW_TOKENS,
+            max_new_tokens=max_new_tokens,
             pad_token_id=tokenizer.pad_token_id,
         )
     new = out[:, enc["input_ids"].shape[1] :]  # (B, new tokens)

@@ -18,6 +18,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from models.training import save_atomic
+
 State = tuple[torch.Tensor, torch.Tensor]  # (h, c), each (n_layer, B, n_hidden)
 
 
@@ -106,11 +108,7 @@ class TopicLSTM(nn.Module):
 
 def save_checkpoint(path: Path, model: TopicLSTM, vocab: list[str], **extra: Any) -> None:
     """Write config, weights and vocabulary (plus training state in `extra`) atomically."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    payload = {"config": asdict(model.config), "model": model.state_dict(), "vocab": vocab, **extra}
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    torch.save(payload, tmp)
-    tmp.replace(path)  # a crash mid-save never leaves a truncated checkpoint behind
+    save_atomic({"config": asdict(model.config), "model": model.state_dict(), "vocab": vocab, **extra}, path)
 
 
 def load_checkpoint(

@@ -26,6 +26,7 @@ from models.lstm.batches import batch_loss, batches, encode, mean_nll, perplexit
 from models.lstm.model import LSTMConfig, TopicLSTM, load_checkpoint, save_checkpoint
 from models.text.data import SPLIT_SEED, VAL_FRACTION, Example, load_examples, split_examples
 from models.text.tokenizer import Vocab
+from models.training import plot_losses
 
 log = logging.getLogger(__name__)
 
@@ -84,27 +85,6 @@ def run_epoch(
             total, count = total + loss.item(), count + batch.n_targets
             bar.set_postfix(loss=f"{total / count:.3f}")
     return total / max(1, count)
-
-
-def plot_losses(history: list[dict[str, float]], path: Path) -> None:
-    """Train and validation loss per epoch as a PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")  # no display on a server
-    import matplotlib.pyplot as plt
-
-    epochs = [h["epoch"] for h in history]
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(epochs, [h["train_loss"] for h in history], "o-", label="train")
-    ax.plot(epochs, [h["val_loss"] for h in history], "o-", label="held-out")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("cross-entropy per word (nats)")
-    ax.set_title("Topic LSTM")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def train(
@@ -213,7 +193,7 @@ def write_metrics(
         }
     )
     metrics_path.write_text(json.dumps(metrics, indent=2))
-    plot_losses(state["history"], out / "loss.png")
+    plot_losses(state["history"], out / "loss.png", title="Topic LSTM", ylabel="cross-entropy per word (nats)")
     return metrics
 
 

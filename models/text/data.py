@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol, TypeVar
 
 TOPIC_WORDS = 5  # plain-text paragraphs take their first words as the topic
 MIN_PARAGRAPH_WORDS = 8  # shorter plain-text blocks are headings or page furniture
@@ -60,9 +61,17 @@ def load_examples(paths: Iterable[Path | str]) -> list[Example]:
     return examples
 
 
+class HasTopic(Protocol):
+    @property
+    def topic(self) -> str: ...
+
+
+T = TypeVar("T", bound=HasTopic)
+
+
 def split_examples(
-    examples: Sequence[Example], val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED
-) -> tuple[list[Example], list[Example]]:
+    examples: Sequence[T], val_fraction: float = VAL_FRACTION, seed: int = SPLIT_SEED
+) -> tuple[list[T], list[T]]:
     """(train, held-out), split by topic so held-out topics were never seen in training.
 
     Topics are sorted before the seeded shuffle, so the split depends only on the set of
