@@ -40,8 +40,8 @@ class RowSampling:
                ngram_free_tokens: frozenset[int] = frozenset(), context: list[int] | None = None,
                sequence_breakers: frozenset[int] = frozenset()) -> RowSampling:
         """A row's state. DRY runs over `context` (the prompt ids, which carry the story so far) and
-        the new tokens; without a context (a new story's first paragraph) it stays off: there it
-        raised the paragraph's perplexity (bench.quality 6.8 -> 7.5) and no story can loop yet."""
+        the new tokens; without a context (a new story's first paragraph) it stays off: there is no
+        story to loop on yet, and the first paragraph's quality figures measured the same either way."""
         generator = None
         if params.do_sample:
             generator = torch.Generator()
