@@ -171,12 +171,12 @@ class HFStepModel:
 
     @torch.inference_mode()
     def shared_prefix(self) -> SharedPrefix:
-        """The tokens every prompt of this model begins with (system prompt and chat template, up
-        to the request, new story or continuation alike), with their keys and values computed once: a new row
+        """The tokens every new story's prompt begins with (system prompt, chat template, "Write a
+        paragraph about"; a continuation's request differs, and it prefills in full), with their keys and values computed once: a new row
         prefills only what follows them. Empty when prompts share nothing (plain GPT-2)."""
         if self._prefix is None:
             one, *others = (self.encode_prompt(prompt, 64) for prompt in (
-                Prompt("a lamp"), Prompt("the sea"), Prompt("a lamp", ["It was dark."])))
+                Prompt("a lamp"), Prompt("the sea")))
             common = min(next((i for i, (a, b) in enumerate(zip(one, other, strict=False)) if a != b),
                               min(len(one), len(other))) for other in others)
             self._prefix = SharedPrefix(one[:common] if common >= MIN_SHARED_PREFIX else [], [])

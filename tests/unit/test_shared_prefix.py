@@ -1,5 +1,5 @@
-"""A chat model's prompts share their first tokens (system prompt and template up to the request,
-new story or continuation alike): their keys and values are computed once, and a new row prefills only its own suffix,
+"""A chat model's new-story prompts share their first tokens (system prompt, template, "Write a
+paragraph about"): their keys and values are computed once, and a new row prefills only its own suffix,
 with exactly the text a full prefill gives."""
 
 from __future__ import annotations
@@ -37,9 +37,11 @@ def generate_alone(model: HFStepModel, prompt: Prompt, length: int) -> str:
 def test_chat_prompts_begin_with_the_shared_prefix_and_plain_prompts_have_none(
         chat_model: HFStepModel, tiny_gpt2_model: HFStepModel) -> None:
     prefix = chat_model.shared_prefix().ids
-    assert len(prefix) >= 8 and chat_model.decode_text(prefix).rstrip().endswith("user:")
-    for prompt in [Prompt(t) for t in TOPICS] + [Prompt("lamp", history=["It was dark."], direction="dawn")]:
+    assert len(prefix) >= 8 and chat_model.decode_text(prefix).rstrip().endswith("about")
+    for prompt in [Prompt(t) for t in TOPICS]:
         assert chat_model.encode_prompt(prompt, 20)[:len(prefix)] == prefix
+    # A continuation's request begins otherwise ("Here is a story"): it prefills in full.
+    assert chat_model.encode_prompt(Prompt("lamp", history=["It was dark."]), 20)[:len(prefix)] != prefix
     assert tiny_gpt2_model.shared_prefix().ids == []  # "Bread rises.\\n\\n" shares nothing with "Lamp.\\n\\n"
 
 
@@ -63,5 +65,6 @@ async def test_rows_prefilled_after_the_prefix_write_what_a_full_prefill_writes(
     finally:
         hook.remove()
     assert texts == [generate_alone(chat_model, p, n) for p, n in zip(prompts, lengths, strict=True)]
-    longest_suffix = max(len(chat_model.encode_prompt(p, 40)) - shared for p in prompts)
+    longest_suffix = max(len(ids) - (shared if ids[:shared] == chat_model.shared_prefix().ids else 0)
+                         for ids in (chat_model.encode_prompt(p, 40) for p in prompts))
     assert fed and max(fed) <= longest_suffix  # no prefill ran over the shared tokens again
