@@ -118,6 +118,21 @@ class Service:
                 pass
         return await self.write(place, topic, overrides)
 
+    async def check_can_start(self, place: Place, overrides: dict[str, Any] | None = None,
+                              topic: str | None = None) -> None:
+        """Raise the UserError that `write` would raise for this topic, these settings, the
+        cooldown or a busy queue, before anything is queued: fronts ask first, so that a refusal
+        can be private from the start."""
+        self._check_accepting()
+        if topic is not None and place.thread_id is None:  # in a thread it may steer a story
+            clean_topic(topic)
+        await self._params(place, overrides)
+        self._check_cooldown(place.user_id)
+        try:
+            self.engine.check_room(place.user_id)
+        except (QueueFull, UserBusy) as error:
+            raise busy(error) from None
+
     async def continue_story(self, place: Place, direction: str | None = None,
                              overrides: dict[str, Any] | None = None, *, story_id: int | None = None) -> Generation:
         """Queue the next paragraph of the story `story_id` (a button's), else of the story in
@@ -260,7 +275,7 @@ class Service:
         try:
             return self.engine.submit(request)
         except (QueueFull, UserBusy) as error:
-            raise UserError(f"I'm busy: {error}.") from None
+            raise busy(error) from None
 
     def _check_accepting(self) -> None:
         if not self.accepting:
@@ -291,6 +306,11 @@ class Service:
         return await self.storage.add_turn(generation.story.id, kind=kind, text=text,
                                            settings=settings, author_id=place.user_id,
                                            direction=generation.direction)
+
+
+def busy(error: QueueFull | UserBusy) -> UserError:
+    """A full queue or a busy member, in words for the member."""
+    return UserError(f"I'm busy: {error}.")
 
 
 def with_consistent_lengths(current: GenerationParams, changes: dict[str, Any]) -> dict[str, Any]:

@@ -11,7 +11,7 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.checks import in_thread, place_of, place_of_message
-from bot.discord.errors import HANDLED, NO_MENTIONS, reply_privately
+from bot.discord.errors import HANDLED, NO_MENTIONS, PRIVATE_DEFER, reply_privately
 from bot.discord.pages import export_filename, story_markdown
 from bot.limits import MAX_DIRECTION_CHARS
 from bot.messages import NoStory
@@ -62,6 +62,7 @@ class Stories(commands.Cog):
     async def export(self, interaction: discord.Interaction) -> None:
         """Download this thread's story (or this channel's newest) as a Markdown file."""
         await interaction.response.defer(thinking=True, ephemeral=True)
+        interaction.extras[PRIVATE_DEFER] = True
         story = await self.service.story_here(place_of(interaction))
         turns = await self.service.turns(story)
         data = story_markdown(story, turns).encode("utf-8")

@@ -56,11 +56,13 @@ class Write(commands.Cog):
         length: app_commands.Range[int, LENGTH_MIN, LENGTH_MAX] | None = None,
     ) -> None:
         """Write a paragraph about a topic; in a story's thread, write the story's next paragraph."""
-        # First, always: Discord drops an interaction that is not answered within 3 seconds,
-        # and a full queue or a model still loading must never make us miss that.
-        await interaction.response.defer(thinking=True)
         place = place_of(interaction)
         overrides = {"model": model, "strategy": strategy, "max_new_tokens": length}
+        # Refusals are private: what can be refused (settings, cooldown, a busy queue) is refused
+        # before the public "thinking..." exists. The checks are quick (no model, one settings
+        # read), so the 3-second deadline is safe; a model still loading never delays the defer.
+        await self.service.check_can_start(place, overrides, topic)
+        await interaction.response.defer(thinking=True)
         generation = await self.service.write_here(place, topic, overrides)
         message_ids = await self.bot.stream(generation, self.bot.reply_target(interaction))
         if message_ids and generation.turn is not None:

@@ -173,6 +173,16 @@ class DiscordRig:
         """The interaction's reply once it stopped changing: a finished paragraph or an answer."""
         return await ix.wait_until_original(is_final, timeout)
 
+    async def private_answer(self, ix: Any, timeout: float = 10.0) -> Any:
+        """The private reply to an interaction: its ephemeral original, or the ephemeral followup
+        that replaced a public placeholder (a refusal after a public defer)."""
+        def answered() -> Any:
+            original = ix.original
+            if original is not None and original.ephemeral and original.content and not original.deleted:
+                return original
+            return next((m for m in ix.followups if m.ephemeral), None)
+        return await self.fake.wait_until(answered, timeout)
+
     async def final_in(self, channel_id: int, after: int = 0, timeout: float = 10.0) -> Any:
         """The first finished bot message in a channel or thread with an id above `after`."""
         return await self.fake.wait_for_message(

@@ -120,6 +120,10 @@ class Engine:
         self._wake.set()
         return handle
 
+    def check_room(self, user_id: int | None) -> None:
+        """Raise QueueFull or UserBusy if `submit` would refuse this user's request now."""
+        self.queue.check_room(user_id, self._estimate_wait)
+
     def position(self, handle: RequestHandle) -> int | None:
         """1-based place of a request in the waiting line, or None once it runs."""
         return self.queue.position(handle)

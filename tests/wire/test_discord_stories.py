@@ -161,7 +161,7 @@ async def test_forget_needs_manage_messages_and_then_deletes_the_history(rig: Di
         done = await rig.slash(general, rig.seed.admin.id, "forget")
         await done.wait_until_original(lambda m: bool(m.content))
         after = await rig.slash(first.id, rig.seed.user.id, "continue")
-        nothing = await rig.final(after)
+        nothing = await rig.private_answer(after)
         left = await bot.service.storage.latest_story(general)
     assert refused.original.ephemeral
     assert refused.original.content == "Sorry: forgetting history needs the Manage Messages permission"
