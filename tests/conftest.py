@@ -183,6 +183,15 @@ class DiscordRig:
             return next((m for m in ix.followups if m.ephemeral), None)
         return await self.fake.wait_until(answered, timeout)
 
+    async def outcome(self, ix: Any, timeout: float = 10.0) -> Any:
+        """A finished paragraph in the reply, or the private answer that refused it."""
+        def ended() -> Any:
+            original = ix.original
+            if original is not None and not original.deleted and is_final(original):
+                return original
+            return next((m for m in ix.followups if m.ephemeral), None)
+        return await self.fake.wait_until(ended, timeout)
+
     async def final_in(self, channel_id: int, after: int = 0, timeout: float = 10.0) -> Any:
         """The first finished bot message in a channel or thread with an id above `after`."""
         return await self.fake.wait_for_message(
