@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.engine.requests import TERMINAL, Event, Failure, RequestHandle
+from bot.engine.requests import TERMINAL, Event, Failure, Progress, RequestHandle
 from bot.messages import FELL_BACK, GENERATION_FAILED, NO_MODEL, NOT_SAVED, SHUTTING_DOWN, STEP_FAILED
 from bot.place import Place
 from bot.storage import StorageUnavailable, Story, Turn
@@ -66,8 +66,12 @@ class Generation:
         return await asyncio.shield(self._final)
 
     def position(self) -> int | None:
-        """1-based place in the waiting line, or None once it runs."""
-        return self._controls.position(self.handle) if self._controls else None
+        """1-based place in the line of requests waiting behind others, or None if not waiting."""
+        return self.progress().position
+
+    def progress(self) -> Progress:
+        """Waiting (and where), loading the model, starting or writing (and how far)."""
+        return self._controls.progress(self.handle) if self._controls else Progress("starting")
 
     def cancel(self) -> None:
         """Stop writing; what was written so far is not stored."""
@@ -80,7 +84,7 @@ class GenerationControls:
     """What a generation may ask of the engine about its own request."""
 
     cancel: Callable[[RequestHandle], None]
-    position: Callable[[RequestHandle], int | None]
+    progress: Callable[[RequestHandle], Progress]
 
 
 class Generations:

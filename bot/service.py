@@ -49,7 +49,7 @@ class Service:
         self.cooldown_s = cooldown_s
         self._last_request: dict[int, float] = {}
         self.accepting = True  # False once shutting down: new paragraphs get ShuttingDown
-        self.generations = Generations(GenerationControls(engine.cancel, engine.position), self._store)
+        self.generations = Generations(GenerationControls(engine.cancel, engine.progress), self._store)
 
     # -- settings -----------------------------------------------------------------------------
     async def settings_for(self, place: Place) -> GenerationParams:

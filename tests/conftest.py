@@ -101,7 +101,7 @@ class DiscordRig:
     @contextlib.asynccontextmanager
     async def services(self, *, prefix: str = "", step_delay_s: float = 0.0, max_batch: int = 8,
                        max_waiting: int = 64, max_per_user: int = 4, cooldown_s: float = 0.0,
-                       settings: dict[str, Any] | None = None) -> AsyncIterator[tuple[Any, Any]]:
+                       settings: dict[str, Any] | None = None, load_delay_s: float = 0.0) -> AsyncIterator[tuple[Any, Any]]:
         """(Service, Config) over a fresh engine and this rig's database, as __main__ makes them."""
         from bot.config import Config
         from bot.engine.worker import Engine
@@ -111,6 +111,7 @@ class DiscordRig:
         scripted = self.scripted = ScriptedModel(self.model, prefix, step_delay_s)
 
         def load(name: str) -> Any:
+            time.sleep(load_delay_s)  # the loading thread's time: a model that takes a while
             if name != self.model_name:
                 raise FileNotFoundError(f"no model called {name}")
             return scripted
@@ -226,12 +227,12 @@ class DiscordRig:
 
 def is_final(message: Any) -> bool:
     """No longer a placeholder, a queue position or a paragraph still being written."""
-    from bot.discord.stream import STARTING, WAITING
+    from bot.discord.stream import LOADING, STARTING, WAITING
     from bot.limits import WRITING_MARKER
 
     content = message.content
     return bool(content) and not message.loading and not content.endswith(WRITING_MARKER) \
-        and content != STARTING and not content.startswith(WAITING.split(":")[0])
+        and content not in (STARTING, LOADING) and not content.startswith(WAITING.split(":")[0])
 
 
 @pytest_asyncio.fixture

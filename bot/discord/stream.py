@@ -1,6 +1,7 @@
 """Streams a Generation into Discord messages.
 
-While waiting in line the message shows the queue position (refreshed); while writing, the
+While waiting behind others the message shows the place in line (refreshed), while the model
+loads it says so; while writing, the
 text so far with the writing marker, edited at most once per edit interval; past the message
 limit the text rolls into new messages, cut where markdown allows. All generated text has its
 mentions defused, and every send and edit says allowed_mentions=none. The last render (full
@@ -31,6 +32,7 @@ T = TypeVar("T")
 
 TOKEN_MARGIN_S = 60.0  # stop using an interaction token this long before Discord expires it
 WAITING = "⏳ Waiting in line: number {position}…"
+LOADING = "⏳ Loading the model…"
 STARTING = WRITING_MARKER.strip()
 STOPPED = DISCORD_STYLE.stopped
 NOTHING = "*(nothing was written this time: try again, perhaps with another topic)*"
@@ -234,11 +236,18 @@ class StoryStream:
         tail = pages[-1]
         if tail.strip():
             pages[-1] = tail + WRITING_MARKER
-        elif self.story.started or (position := self.generation.position()) is None:
-            pages[-1] = STARTING
         else:
-            pages[-1] = WAITING.format(position=position)
+            pages[-1] = STARTING if self.story.started else self._before_start()
         return pages
+
+    def _before_start(self) -> str:
+        """A line in front of others, or the model loading, is said; else it starts at once."""
+        progress = self.generation.progress()
+        if progress.state == "loading":
+            return LOADING
+        if progress.state == "waiting" and progress.position is not None:
+            return WAITING.format(position=progress.position)
+        return STARTING
 
     async def _render(self, final: bool) -> None:
         """Bring Discord in line with the text: edit changed pages, post new ones."""

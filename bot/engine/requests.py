@@ -16,6 +16,7 @@ from models.base import Prompt, StepModel
 from models.params import GenerationParams
 from models.sampling import RowSampling
 
+ProgressState = Literal["waiting", "loading", "starting", "writing"]
 EventKind = Literal["started", "text", "variant_done", "done", "error", "cancelled"]
 TERMINAL = ("done", "error", "cancelled")
 # A prompt cut to fit the context window still leaves room for this many tokens (the shortest length).
@@ -54,6 +55,17 @@ class Event:
     fallback: Fallback | None = None
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Where a request stands. "waiting": behind others for a place in the batch (`position` is
+    its place in that line, 1 = next); "loading": its model is being loaded; "starting": it will
+    join the batch at the next step; "writing": it runs (`tokens` written so far, all variants)."""
+
+    state: ProgressState
+    position: int | None = None
+    tokens: int = 0
+
+
 @dataclass
 class GenerationRequest:
     """A prompt with its settings, and whose turn it is (fairness) and whose it is (limits)."""
@@ -78,6 +90,7 @@ class RequestHandle:
         self.cancelled = False
         self.model_used: str | None = None
         self.variants_left = request.params.variants
+        self.tokens_written = 0  # all variants; the worker counts, the asyncio side reads
         self.texts: dict[int, str] = {}
         self._loop = loop
         self._events: asyncio.Queue[Event] = asyncio.Queue()

@@ -27,6 +27,7 @@ from bot.engine.requests import (
     Failure,
     GenerationRequest,
     PreparedRequest,
+    Progress,
     RequestHandle,
     Row,
     fit_to_window,
@@ -125,8 +126,23 @@ class Engine:
         self.queue.check_room(user_id, self._estimate_wait)
 
     def position(self, handle: RequestHandle) -> int | None:
-        """1-based place of a request in the waiting line, or None once it runs."""
-        return self.queue.position(handle)
+        """1-based place of a request in the line of those waiting behind others, or None if
+        it is not waiting (it runs, or joins the batch at the next step)."""
+        return self.progress(handle).position
+
+    def progress(self, handle: RequestHandle) -> Progress:
+        """Where a request stands. It waits only behind others: a request that fits into the
+        batch's free places joins at the next step, so it is "starting", not in a line."""
+        in_queue = self.queue.position(handle)
+        if in_queue is None:
+            return Progress("writing", tokens=handle.tokens_written)
+        if self._loader.is_loading(handle.request.params.model):
+            return Progress("loading")
+        running = sum(len(batch.rows) for batch in list(self._batches.values()))
+        free = max(0, self.max_batch - running)
+        if in_queue <= free:
+            return Progress("starting")
+        return Progress("waiting", position=in_queue - free)
 
     def cancel(self, handle: RequestHandle) -> None:
         """Stop a request: at once if it waits, at the next step if it runs."""
@@ -251,6 +267,7 @@ class Engine:
         for token in ids:
             row.sampling.push(token)
         self.metrics.tokens(len(ids))
+        handle.tokens_written += len(ids)
         row.finish(model.decode_text(ids), "length" if len(ids) >= p.max_new_tokens else "stop")
         self._deliver_final(row)
 
@@ -287,6 +304,7 @@ class Engine:
                 row.first_token_at = time.monotonic()
                 if row.variant == 0:
                     self.metrics.ttft.append(row.first_token_at - row.handle.submitted_at)
+            row.handle.tokens_written += 1
             try:
                 row.step(token, batch.model)
             except Exception as error:  # the tokenizer, say: it concerns this row only
