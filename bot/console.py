@@ -22,6 +22,7 @@ from typing import TextIO
 from bot.formatting import settings_table, stats_text
 from bot.limits import SHUTDOWN_GRACE_S
 from bot.messages import UserError
+from bot.paragraph_facts import facts_text
 from bot.service import Generation, Place, Service
 from bot.shutdown import run_until_stopped
 from bot.storage import StorageUnavailable
@@ -196,6 +197,8 @@ class Console:
                 self.out.flush()
             shown = text
         self.out.write("\n")
+        if generation.facts is not None:
+            self.say(f"({facts_text(generation.facts)})")
         self.out.flush()
 
     def say(self, text: str) -> None:

@@ -17,6 +17,7 @@ from typing import Literal
 
 from bot.engine.requests import TERMINAL, Event, Failure, Progress, RequestHandle
 from bot.messages import FELL_BACK, GENERATION_FAILED, NO_MODEL, NOT_SAVED, SHUTTING_DOWN, STEP_FAILED
+from bot.paragraph_facts import ParagraphFacts, changed_settings
 from bot.place import Place
 from bot.storage import StorageUnavailable, Story, Turn
 from models.params import GenerationParams
@@ -42,7 +43,11 @@ class Generation:
     replace_last: bool = False
     title: str = ""
     """Shown above the text (/compare names each model)."""
+    defaults: GenerationParams | None = None
+    """The settings in effect where it was asked for: the paragraph's facts list what differs."""
     turn: Turn | None = field(default=None, init=False)
+    facts: ParagraphFacts | None = field(default=None, init=False)
+    """How the paragraph was written, once it is done (set before the turn is stored)."""
     _controls: GenerationControls | None = field(default=None, init=False, repr=False)
     _events: asyncio.Queue[Event | BaseException] = field(default_factory=asyncio.Queue, init=False,
                                                           repr=False)
@@ -72,6 +77,15 @@ class Generation:
     def progress(self) -> Progress:
         """Waiting (and where), loading the model, starting or writing (and how far)."""
         return self._controls.progress(self.handle) if self._controls else Progress("starting")
+
+    def facts_now(self, stopped: bool = False) -> ParagraphFacts:
+        """How the paragraph was written: model, strategy, settings that differ, seed, cut."""
+        handle = self.handle
+        # Greedy and beam search draw nothing: a seed would only mislead there.
+        seed = None if self.params.strategy in ("greedy", "beam") else handle.seed_used
+        return ParagraphFacts(model=handle.model_used or self.params.model, strategy=self.params.strategy,
+                              seed=seed, changed=changed_settings(self.params, self.defaults),
+                              cut_at=handle.cut_at, stopped=stopped)
 
     def cancel(self) -> None:
         """Stop writing; what was written so far is not stored."""
@@ -113,6 +127,8 @@ class Generations:
     async def _follow(self, generation: Generation) -> Event:
         async for engine_event in generation.handle.events():
             event = worded(engine_event)
+            if event.kind == "done":
+                generation.facts = generation.facts_now()
             if event.kind == "done" and event.text.strip() and generation.kind != "compare":
                 try:
                     event = await self._stored(generation, event)

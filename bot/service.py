@@ -105,8 +105,8 @@ class Service:
     async def write(self, place: Place, topic: str, overrides: dict[str, Any] | None = None) -> Generation:
         """Queue a new paragraph on `topic`; raises UserError for bad input or a full queue."""
         topic = clean_topic(topic)
-        params = await self._params(place, overrides)
-        return self._submit(place, "write", topic, params, Prompt(topic))
+        params, defaults = await self._params_and_defaults(place, overrides)
+        return self._submit(place, "write", topic, params, Prompt(topic), defaults=defaults)
 
     async def write_here(self, place: Place, topic: str, overrides: dict[str, Any] | None = None) -> Generation:
         """/write: in a story's thread the topic steers the story's next paragraph; anywhere
@@ -140,10 +140,10 @@ class Service:
         story = await self.story_here(place, story_id)
         if direction is not None:
             direction = clean_text(direction, "direction", MAX_DIRECTION_CHARS) or None
-        params = await self._params(place, overrides)
+        params, defaults = await self._params_and_defaults(place, overrides)
         history = [turn.text for turn in await self.storage.turns(story.id)]
         prompt = Prompt(story.topic, history, direction)
-        return self._submit(place, "continue", story.topic, params, prompt, story, direction)
+        return self._submit(place, "continue", story.topic, params, prompt, story, direction, defaults=defaults)
 
     async def regenerate(self, place: Place, *, story_id: int | None = None) -> Generation:
         """Write the story's last generated paragraph again (it replaces the old one)."""
@@ -155,7 +155,8 @@ class Service:
         last = turns[-1]
         prompt = Prompt(story.topic, [t.text for t in turns[:-1]], last.direction)
         kind: GenerationKind = "continue" if last.kind == "continue" else "write"
-        return self._submit(place, kind, story.topic, params, prompt, story, last.direction, replace_last=True)
+        return self._submit(place, kind, story.topic, params, prompt, story, last.direction, replace_last=True,
+                            defaults=params)
 
     async def compare(self, place: Place, topic: str, models: tuple[str, ...] = COMPARE_MODELS) -> list[Generation]:
         """The same topic from every backend, each with this channel's other settings."""
@@ -177,7 +178,7 @@ class Service:
                     started.cancel()
                 raise
             generations.append(self.generations.start(
-                Generation(handle, place, "compare", topic, params, title=model)))
+                Generation(handle, place, "compare", topic, params, title=model, defaults=base)))
         self._last_request[place.user_id] = self._clock()
         return generations
 
@@ -247,6 +248,11 @@ class Service:
 
     # -- internals ----------------------------------------------------------------------------
     async def _params(self, place: Place, overrides: dict[str, Any] | None) -> GenerationParams:
+        return (await self._params_and_defaults(place, overrides))[0]
+
+    async def _params_and_defaults(self, place: Place, overrides: dict[str, Any] | None
+                                   ) -> tuple[GenerationParams, GenerationParams]:
+        """(the settings with `overrides`, the settings in effect here without them)."""
         params = await self.settings_for(place)
         clean = {k: v for k, v in (overrides or {}).items() if v is not None}
         unknown = [k for k in clean if k not in SETTINGS]
@@ -255,12 +261,13 @@ class Service:
         if "model" in clean:
             self._check_model(clean["model"])
         try:
-            return params.replace(**with_consistent_lengths(params, clean))
+            return params.replace(**with_consistent_lengths(params, clean)), params
         except SettingError as error:
             raise UserError(str(error)) from None
 
     def _submit(self, place: Place, kind: GenerationKind, topic: str, params: GenerationParams, prompt: Prompt,
-                story: Story | None = None, direction: str | None = None, replace_last: bool = False) -> Generation:
+                story: Story | None = None, direction: str | None = None, replace_last: bool = False,
+                defaults: GenerationParams | None = None) -> Generation:
         self._check_accepting()
         self._check_cooldown(place.user_id)
         request = GenerationRequest(prompt, params, fairness_key=str(place.conversation_id),
@@ -268,7 +275,8 @@ class Service:
         handle = self._enqueue(request)
         self._last_request[place.user_id] = self._clock()
         return self.generations.start(
-            Generation(handle, place, kind, topic, params, story, direction, replace_last=replace_last))
+            Generation(handle, place, kind, topic, params, story, direction, replace_last=replace_last,
+                       defaults=defaults))
 
     def _enqueue(self, request: GenerationRequest) -> RequestHandle:
         """Hand a request to the engine; a full queue or a busy user becomes a friendly UserError."""
@@ -294,18 +302,20 @@ class Service:
         """Store a finished paragraph: a new story, the story's next turn, or its last one again."""
         kind: TurnKind = "continue" if generation.kind == "continue" else "write"
         settings = generation.params.to_dict() | {"model": generation.handle.model_used}
+        facts = generation.facts.to_dict() if generation.facts else {}
         place = generation.place
         if generation.replace_last and generation.story is not None:
-            return await self.storage.replace_last_turn(generation.story.id, text=text, settings=settings)
+            return await self.storage.replace_last_turn(generation.story.id, text=text, settings=settings,
+                                                        facts=facts)
         if generation.story is None:
             generation.story, turn = await self.storage.start_story(
                 guild_id=place.guild_id, channel_id=place.conversation_id, author_id=place.user_id,
                 topic=generation.topic, model=generation.handle.model_used or generation.params.model,
-                kind=kind, text=text, settings=settings)
+                kind=kind, text=text, settings=settings, facts=facts)
             return turn
         return await self.storage.add_turn(generation.story.id, kind=kind, text=text,
                                            settings=settings, author_id=place.user_id,
-                                           direction=generation.direction)
+                                           direction=generation.direction, facts=facts)
 
 
 def busy(error: QueueFull | UserBusy) -> UserError:

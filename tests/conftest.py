@@ -225,6 +225,12 @@ class DiscordRig:
         return result
 
 
+def paragraph_of(content: str) -> str:
+    """A final message's paragraph, without the footer line of facts under it."""
+    head, _, last = content.rpartition("\n")
+    return head.rstrip() if last.startswith("-# ") else content
+
+
 def is_final(message: Any) -> bool:
     """No longer a placeholder, a queue position or a paragraph still being written."""
     from bot.discord.stream import LOADING, STARTING, WAITING

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from bot.formatting import defuse_mentions
 from bot.limits import MESSAGE_LIMIT, THREAD_NAME_CHARS, WRITING_MARKER
+from bot.paragraph_facts import ParagraphFacts, facts_text
 from bot.storage import Story, Turn
 
 FENCE = "```"
@@ -134,6 +135,9 @@ def story_markdown(story: Story, turns: Sequence[Turn]) -> str:
             if turn.direction:
                 lines += [f"*({turn.direction})*", ""]
             lines.append(turn.text)
+            facts = ParagraphFacts.from_dict(turn.facts)
+            if facts is not None:
+                lines += ["", f"*{facts_text(facts)}*"]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -36,13 +37,22 @@ from bot.engine.requests import (
 )
 from bot.limits import DEFAULT_MAX_BATCH
 from models.base import StepModel, UnsupportedStrategy
-from models.params import GenerationParams
+from models.params import SETTINGS, GenerationParams
 from models.sampling import choose_tokens
 
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.05  # how long the idle worker sleeps before looking at the queue again
 DRAIN_POLL_S = 0.05  # how often a shutdown looks whether the running requests are done
+SEED_LIMIT = int(SETTINGS["seed"].maximum or 2**31 - 1) + 1  # a drawn seed is one a member can set
+
+
+def seed_of(handle: RequestHandle, params: GenerationParams) -> int:
+    """The request's seed: the one set, else one drawn now and kept on the handle, so that the
+    paragraph can be written again with `/settings set seed` (variant v draws with seed + v)."""
+    if handle.seed_used is None:
+        handle.seed_used = params.seed if params.seed is not None else secrets.randbelow(SEED_LIMIT)
+    return handle.seed_used
 
 
 class _ModelBatch:
@@ -240,7 +250,7 @@ class Engine:
         """Prefill new requests' rows together (one join of the batch state, not one each)."""
         model = batch.model
         rows = [Row.start(start.handle, v, start.prompt_ids, start.params, model,
-                          None if start.params.seed is None else start.params.seed + v)
+                          seed_of(start.handle, start.params) + v)
                 for start in starts for v in range(start.params.variants)]
         try:
             logits = model.prefill(batch.state, [row.prompt_ids for row in rows])
@@ -373,6 +383,8 @@ class Engine:
         handle = row.handle
         handle.variants_left -= 1
         handle.texts[row.variant] = row.text
+        if row.finished_reason == "length":
+            handle.cut_at = max(handle.cut_at or 0, len(row.sampling.generated))
         if row.pending_text:
             handle.deliver(Event("text", text=row.take_pending(), variant=row.variant))
         handle.deliver(Event("variant_done", text=row.text, variant=row.variant,

@@ -8,7 +8,7 @@ from bot.discord.stream import STOPPED
 from bot.discord.views import CONTINUE_ID, REGENERATE_ID, STOP_ID
 from bot.limits import WRITING_MARKER
 from testing.buttons import button_ids, raw_button_ids
-from tests.conftest import DISCORD_TEST_SETTINGS, DiscordRig
+from tests.conftest import DISCORD_TEST_SETTINGS, DiscordRig, paragraph_of
 
 EPHEMERAL_REPLY = 4  # interaction callback: a message (ours are ephemeral answers)
 DEFERRED_UPDATE = 6  # interaction callback: a click acknowledged without a new message
@@ -31,7 +31,7 @@ async def test_continue_button_writes_the_next_paragraph_into_the_thread(rig: Di
         turns = await bot.service.storage.turns(story.id)
     assert rig.fake.interaction_responses(click.id)[0].json == {"type": DEFERRED_UPDATE}
     assert button_ids(second) == [CONTINUE_ID, REGENERATE_ID]  # only the newest paragraph has buttons
-    assert [t.kind for t in turns] == ["write", "continue"] and turns[1].text == second.content
+    assert [t.kind for t in turns] == ["write", "continue"] and turns[1].text == paragraph_of(second.content)
 
 
 async def test_continue_button_still_works_after_a_restart(rig: DiscordRig) -> None:
@@ -42,7 +42,7 @@ async def test_continue_button_still_works_after_a_restart(rig: DiscordRig) -> N
         await rig.click(rig.seed.general.id, rig.seed.user.id, first.id, CONTINUE_ID)
         second = await rig.final_in(first.id)
         turns = await restarted.service.storage.turns(story.id)
-    assert [t.kind for t in turns] == ["write", "continue"] and second.content == turns[1].text
+    assert [t.kind for t in turns] == ["write", "continue"] and paragraph_of(second.content) == turns[1].text
 
 
 async def test_a_double_click_on_continue_writes_one_paragraph(rig: DiscordRig) -> None:
@@ -66,7 +66,7 @@ async def test_regenerate_rewrites_the_paragraph_in_its_own_message(rig: Discord
                                   and button_ids(first) == [CONTINUE_ID, REGENERATE_ID])
         turns = await bot.service.storage.turns(story.id)
     assert rig.fake.interaction_responses(click.id)[0].json == {"type": DEFERRED_UPDATE}
-    assert [t.text for t in turns] == [first.content] and before in first.history
+    assert [t.text for t in turns] == [paragraph_of(first.content)] and before in first.history
     assert len(rig.fake.messages_in(rig.seed.general.id)) == 1
 
 
@@ -183,4 +183,4 @@ async def test_story_export_attaches_the_whole_story_as_markdown(rig: DiscordRig
     (attachment,) = reply.attachments
     text = attachment.data.decode("utf-8")
     assert reply.ephemeral and attachment.filename == f"story-{story.id}-owls-at-night.md"
-    assert text.startswith("# Owls at night\n") and first.content in text and "> An owl called twice." in text
+    assert text.startswith("# Owls at night\n") and paragraph_of(first.content) in text and "> An owl called twice." in text

@@ -32,6 +32,7 @@ class ScriptedGeneration:
         self.turn: Any = None
         self.story: Any = None
         self.title = ""
+        self.facts: Any = None
 
     async def events(self) -> AsyncIterator[Event]:
         for event in self.script:
