@@ -88,7 +88,7 @@ class Generation:
                               cut_at=handle.cut_at, stopped=stopped)
 
     def cancel(self) -> None:
-        """Stop writing; what was written so far is not stored."""
+        """Stop writing; what was written so far is kept (stored as a stopped paragraph)."""
         if self._controls is not None:
             self._controls.cancel(self.handle)
 
@@ -127,11 +127,17 @@ class Generations:
     async def _follow(self, generation: Generation) -> Event:
         async for engine_event in generation.handle.events():
             event = worded(engine_event)
+            kept = ""
             if event.kind == "done":
                 generation.facts = generation.facts_now()
-            if event.kind == "done" and event.text.strip() and generation.kind != "compare":
+                kept = event.text
+            elif event.kind == "cancelled" and (written := generation.handle.texts.get(0, "")).strip():
+                # Stop keeps what was written: it is stored, marked stopped, and goes on from there.
+                generation.facts = generation.facts_now(stopped=True)
+                kept = written
+            if kept.strip() and generation.kind != "compare":
                 try:
-                    event = await self._stored(generation, event)
+                    event = await self._stored(generation, event, kept)
                 except Exception as error:  # the front that reads says so, with an error id
                     log.warning("storing a paragraph for %s failed: %r", generation.place.conversation_id, error)
                     generation._events.put_nowait(error)
@@ -141,13 +147,15 @@ class Generations:
                 return event
         raise AssertionError("unreachable: a request always ends with a terminal event")
 
-    async def _stored(self, generation: Generation, done: Event) -> Event:
+    async def _stored(self, generation: Generation, ending: Event, text: str) -> Event:
+        """Store the paragraph that `ending` ends ("done", or "cancelled" by Stop); `ending` as
+        it is once stored, or an "error" saying the database could not take it."""
         try:
-            generation.turn = await self._store(generation, done.text)
+            generation.turn = await self._store(generation, text)
         except StorageUnavailable as error:
             log.warning("a paragraph for %s was not saved: %s", generation.place.conversation_id, error)
             return Event("error", text=NOT_SAVED.format(reason=error))
-        return done
+        return ending
 
 
 def worded(event: Event) -> Event:

@@ -83,17 +83,26 @@ async def test_regenerate_on_an_older_paragraph_is_refused(rig: DiscordRig) -> N
     assert answer.ephemeral and answer.content.startswith("Sorry: only the newest paragraph")
 
 
-async def test_stop_cancels_the_paragraph_being_written(rig: DiscordRig) -> None:
+async def test_stop_keeps_the_paragraph_with_its_buttons_and_continue_goes_on_from_it(rig: DiscordRig) -> None:
     slow = {**DISCORD_TEST_SETTINGS, "max_new_tokens": 200}
+    general = rig.seed.general.id
     async with rig.running(step_delay_s=0.05, settings=slow) as bot:
-        ix = await rig.slash(rig.seed.general.id, rig.seed.user.id, "write", {"topic": "a long road"})
+        ix = await rig.slash(general, rig.seed.user.id, "write", {"topic": "a long road"})
         writing = await ix.wait_until_original(lambda m: m.content.endswith(WRITING_MARKER))
         assert button_ids(writing) == [STOP_ID]
-        await rig.click(rig.seed.general.id, rig.seed.user.id, writing.id, STOP_ID)
+        await rig.click(general, rig.seed.user.id, writing.id, STOP_ID)
         final = await rig.final(ix)
-        stored = await bot.service.storage.latest_story(rig.seed.general.id)
-    assert final.content.endswith(STOPPED) and final.components == []
-    assert stored is None and rig.fake.threads_of(rig.seed.general.id) == []
+        story = await rig.until(lambda: bot.service.storage.story_for_thread(final.id))
+        stored = await bot.service.storage.turns(story.id)
+        await rig.fake.wait_until(lambda: button_ids(final) == [CONTINUE_ID, REGENERATE_ID])
+        await rig.click(general, rig.seed.user.id, final.id, CONTINUE_ID)
+        after = await rig.final_in(final.id)
+        turns = await bot.service.storage.turns(story.id)
+    kept, footer = paragraph_of(final.content), final.content.rsplit("\n", 1)[-1]
+    assert kept.endswith(STOPPED) and footer.startswith("-# ") and footer.endswith("· stopped")
+    (turn,) = stored
+    assert turn.facts["stopped"] is True and kept.startswith(turn.text) and turn.text.strip()
+    assert [t.kind for t in turns] == ["write", "continue"] and paragraph_of(after.content) == turns[1].text
 
 
 async def test_stop_by_another_member_is_refused(rig: DiscordRig) -> None:
@@ -108,7 +117,7 @@ async def test_stop_by_another_member_is_refused(rig: DiscordRig) -> None:
         await rig.click(rig.seed.general.id, rig.seed.admin.id, writing.id, STOP_ID)  # a moderator may
         final = await rig.final(ix)
     assert refused.original.ephemeral and "only the member who asked" in refused.original.content
-    assert final.content.endswith(STOPPED)
+    assert STOPPED in final.content
 
 
 async def test_continue_command_writes_in_the_thread_with_a_direction(rig: DiscordRig) -> None:
