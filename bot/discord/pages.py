@@ -115,9 +115,15 @@ class PageLayout:
             limit -= len(safe_head) - self.budget
 
 
+# What a title drops: mentions (users, roles, channels, @everyone/@here), custom emoji, link
+# targets, and markdown's marks (bold, italics, strike, spoilers, code, quotes, headings).
+_TITLE_NOISE = re.compile(r"<(?:@[!&]?|#)\d+>|<a?:\w+:\d+>|@(?:everyone|here)\b|\]\([^)]*\)|[*_~`|>#\\\[\]]")
+
+
 def thread_name(topic: str) -> str:
-    """A thread title from a story's topic, cut at a word when too long for Discord."""
-    name = " ".join(topic.split()) or "A story"
+    """A clean thread title from a story's topic: no mention syntax or markdown, cut at a word
+    when too long for Discord (THREAD_NAME_CHARS, under its 100)."""
+    name = " ".join(_TITLE_NOISE.sub(" ", topic).split()).strip(" -:") or "A story"
     if len(name) <= THREAD_NAME_CHARS:
         return name
     cut = name.rfind(" ", 0, THREAD_NAME_CHARS - 1)
