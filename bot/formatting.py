@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from bot.engine.metrics import EngineStats
+from bot.engine.requests import Progress
 from models.params import SETTINGS, GenerationParams
 
 _MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
@@ -33,7 +35,19 @@ def settings_table(params: GenerationParams) -> str:
     return "\n".join(lines)
 
 
-def stats_text(stats: EngineStats, position: int | None = None) -> str:
+def progress_text(progress: Progress) -> str:
+    """A member's own request in a few words."""
+    if progress.state == "waiting":
+        return f"waiting, number {progress.position} in line"
+    if progress.state == "loading":
+        return "waiting for the model to load"
+    if progress.state == "starting":
+        return "starting"
+    return f"being written, {progress.tokens} tokens so far"
+
+
+def stats_text(stats: EngineStats, mine: Sequence[Progress] = ()) -> str:
+    """The engine's figures; `mine`: the caller's own requests in flight."""
     def seconds(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.2f} s"
 
@@ -41,10 +55,10 @@ def stats_text(stats: EngineStats, position: int | None = None) -> str:
         f"queue: {stats.queue_length} waiting, {stats.running} being written",
         f"speed: {stats.tokens_per_s:.1f} tokens/s (last 10 s), {stats.tokens_total} tokens in all",
         f"time to first token p50: {seconds(stats.ttft_p50_s)}; request p50: {seconds(stats.latency_p50_s)}",
-        f"requests: {stats.requests_done} done, {stats.requests_failed} failed",
+        f"requests: {stats.requests_done} done, {stats.requests_cancelled} stopped, {stats.requests_failed} failed",
         f"models loaded: {', '.join(stats.models) or 'none yet'}; device: {stats.device}",
         f"uptime: {stats.uptime_s / 60:.0f} min",
     ]
-    if position is not None:
-        lines.insert(1, f"your position: {position}")
+    for index, progress in enumerate(mine):
+        lines.insert(1 + index, f"your request: {progress_text(progress)}")
     return "\n".join(lines)

@@ -23,6 +23,7 @@ import discord
 from bot.discord.errors import NO_MENTIONS, STREAMING, error_id
 from bot.discord.pages import PageLayout
 from bot.discord.views import Phase, buttons_for
+from bot.generation import Progress
 from bot.limits import EDIT_INTERVAL_S, INTERACTION_TOKEN_S, QUEUE_POSITION_INTERVAL_S, WRITING_MARKER
 from bot.paragraph_facts import facts_text
 from bot.service import Generation
@@ -153,10 +154,9 @@ class ActiveGenerations:
         while self._running and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(EMPTY_POLL_S)
 
-    def position_of(self, user_id: int) -> int | None:
-        """The best place in line of this user's waiting requests, if any."""
-        places = [p for g in self._running if g.place.user_id == user_id and (p := g.position()) is not None]
-        return min(places, default=None)
+    def progress_of(self, user_id: int) -> list[Progress]:
+        """Where each of this user's requests being streamed stands."""
+        return [g.progress() for g in self._running if g.place.user_id == user_id]
 
 
 class StoryStream:

@@ -168,7 +168,7 @@ class Engine:
             tokens_per_s=m.tokens_per_s(), ttft_p50_s=percentile(list(m.ttft), 0.5),
             latency_p50_s=percentile(list(m.latency), 0.5), requests_done=m.done,
             requests_failed=m.failed, tokens_total=m.tokens_total, models=tuple(self._loader.models),
-            device=self.device, uptime_s=time.monotonic() - m.started,
+            device=self.device, uptime_s=time.monotonic() - m.started, requests_cancelled=m.cancelled,
         )
 
     def _estimate_wait(self, waiting: int) -> float:
@@ -399,7 +399,8 @@ class Engine:
 
     def _finish_handle(self, handle: RequestHandle, event: Event) -> None:
         self.queue.release(handle)
-        self.metrics.finished(time.monotonic() - handle.submitted_at, ok=event.kind == "done")
+        self.metrics.finished(time.monotonic() - handle.submitted_at, ok=event.kind == "done",
+                              cancelled=event.kind == "cancelled")
         handle.deliver(event)
 
     def _fail_everything(self, failure: Failure) -> None:

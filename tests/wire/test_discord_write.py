@@ -105,7 +105,7 @@ async def test_a_queued_write_shows_and_updates_its_position(rig: DiscordRig) ->
         stats = await rig.slash(seed.second.id, third.id, "stats")
         stats_reply = await stats.wait_until_original(lambda m: bool(m.content))
         finals = [await rig.final(ix) for ix in (first, second, last)]
-    assert "your position: 2" in stats_reply.content and stats_reply.ephemeral
+    assert "your request: waiting, number 2 in line" in stats_reply.content and stats_reply.ephemeral
     assert WAITING.format(position=1) in finals[1].history
     waited = [text for text in finals[2].history if text.startswith("⏳")]
     assert waited[0] == WAITING.format(position=2) and waited[-1] == WAITING.format(position=1)
