@@ -23,15 +23,19 @@ def defuse_mentions(text: str) -> str:
     return _MENTION.sub(lambda m: "<" + m.group(1) + ZERO_WIDTH_SPACE + m.group(2) + ">", text)
 
 
-def settings_table(params: GenerationParams) -> str:
-    """One line per setting: name, value and range."""
+def settings_table(params: GenerationParams, sources: dict[str, str] | None = None,
+                   models: Sequence[str] = ()) -> str:
+    """One line per setting: name, value, where the value comes from, and what it may be (the
+    offered models for `model`)."""
     lines = []
     for name, spec in SETTINGS.items():
         value = getattr(params, name)
         shown = "unset" if value is None else ("on" if value is True else "off" if value is False else value)
         if value == "":
             shown = "(none)"
-        lines.append(f"{name} = {shown}  ({spec.range_text()})")
+        allowed = f"offered: {', '.join(models)}" if name == "model" and models else spec.range_text()
+        source = f"{sources[name]}; " if sources and name in sources else ""
+        lines.append(f"{name} = {shown}  ({source}{allowed})")
     return "\n".join(lines)
 
 

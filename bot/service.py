@@ -6,6 +6,7 @@ render what comes back. Settings layering, permissions, story history and the en
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import time
@@ -22,7 +23,7 @@ from bot.messages import NoStory, PermissionDenied, ShuttingDown, UserError
 from bot.place import Place
 from bot.storage import Scope, Storage, Story, Turn, TurnKind
 from models.base import Prompt
-from models.params import SETTINGS, GenerationParams, SettingError, parse_setting, show_value
+from models.params import SETTINGS, GenerationParams, SettingError, parse_setting, setting_names, show_value
 from models.registry import BUILT_IN_MODELS
 
 log = logging.getLogger(__name__)
@@ -31,6 +32,7 @@ COMPARE_MODELS = ("smollm2", "lstm", "markov")
 SCOPE_NAMES: dict[str, Scope] = {"server": "guild", "channel": "channel", "thread": "thread"}
 # Where the whole shutdown waits for finished paragraphs to be stored, at most.
 STORE_WAIT_S = 10.0
+SOURCE_NAMES = {db_scope: scope for scope, db_scope in SCOPE_NAMES.items()}
 
 
 class Service:
@@ -54,19 +56,29 @@ class Service:
     # -- settings -----------------------------------------------------------------------------
     async def settings_for(self, place: Place) -> GenerationParams:
         """Built-in < server < channel < thread."""
+        return (await self.settings_with_sources(place))[0]
+
+    async def settings_with_sources(self, place: Place) -> tuple[GenerationParams, dict[str, str]]:
+        """The settings in effect here, and where each value comes from: "built-in", "server",
+        "channel" or "thread" (the layer that set it last)."""
         params = GenerationParams(model=self.default_model)
+        sources = dict.fromkeys(SETTINGS, "built-in")
         layers: list[tuple[Scope, int | None]] = [("guild", place.guild_id), ("channel", place.channel_id),
                                                 ("thread", place.thread_id)]
         for scope, scope_id in layers:
             if scope_id is not None:
-                params = GenerationParams.from_dict(await self.storage.get_settings(scope, scope_id), params)
+                stored = await self.storage.get_settings(scope, scope_id)
+                params = GenerationParams.from_dict(stored, params)
+                sources.update(dict.fromkeys((name for name in stored if name in SETTINGS), SOURCE_NAMES[scope]))
         if params.model not in self.models:  # chosen when the owner still offered it
             params = params.replace(model=self.default_model)
-        return params
+            sources["model"] = "built-in"
+        return params, sources
 
     async def set_setting(self, place: Place, name: str, value: str, scope: str = "channel") -> str:
         """Change one setting at `scope` (server, channel, thread); returns a confirmation."""
         db_scope, scope_id = self._writable_scope(place, scope)
+        check_setting_name(name)
         key, parsed = parse_setting(name, value)
         if key == "model":
             self._check_model(parsed)
@@ -316,6 +328,16 @@ class Service:
         return await self.storage.add_turn(generation.story.id, kind=kind, text=text,
                                            settings=settings, author_id=place.user_id,
                                            direction=generation.direction, facts=facts)
+
+
+def check_setting_name(name: str) -> None:
+    """Refuse an unknown setting name, suggesting the closest known one ("temprature")."""
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    if key in SETTINGS:
+        return
+    close = difflib.get_close_matches(key, SETTINGS, n=1, cutoff=0.6)
+    hint = f": did you mean {close[0]}?" if close else f"; settings are: {setting_names()}"
+    raise UserError(f"unknown setting {show_value(name)}{hint}")
 
 
 def busy(error: QueueFull | UserBusy) -> UserError:

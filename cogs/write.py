@@ -14,6 +14,7 @@ from bot.discord.errors import HANDLED, reply_privately
 from bot.discord.pages import thread_name
 from bot.limits import MAX_TOPIC_CHARS
 from bot.service import Generation
+from cogs.settings import model_suggestions
 from models.params import SETTINGS
 
 if TYPE_CHECKING:
@@ -67,6 +68,10 @@ class Write(commands.Cog):
         message_ids = await self.bot.stream(generation, self.bot.reply_target(interaction))
         if message_ids and generation.turn is not None:
             await self._give_story_a_home(interaction, generation, message_ids[0])
+
+    @write.autocomplete("model")
+    async def _models(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return model_suggestions(self.service.models, current)
 
     async def _give_story_a_home(self, interaction: discord.Interaction, generation: Generation,
                                  first_message_id: int) -> None:
