@@ -19,9 +19,16 @@ from typing import Any
 
 import torch
 
-from bot.engine import Engine
-from bot.service import Place, Service
+from bot.service import Service
 from bot.storage import Storage
+
+try:  # the package layout (issue 10); older checkouts had bot/engine.py and Place in bot.service
+    from bot.engine.worker import Engine
+    from bot.place import Place
+except ImportError:
+    from bot.engine import Engine  # type: ignore[attr-defined,no-redef]
+    from bot.service import Place  # type: ignore[attr-defined,no-redef]
+from models.hf import default_dtype
 from models.registry import load_model
 
 HOSTILE_TOPIC = "@everyone <@&123> **unclosed bold"
@@ -58,8 +65,9 @@ async def main(topic: str, seeds: list[int | None], length: int | None) -> None:
             service = Service(storage, engine, "smollm2", cooldown_s=0.0)
             results = await asyncio.gather(*(one(service, topic, seed, 100 + i, length)
                                              for i, seed in enumerate(seeds)))
+    dtype = str(default_dtype(torch.device("cpu"))).removeprefix("torch.")
     print(f"topic {topic!r}; {len(seeds)} paragraphs in {time.monotonic() - started:.1f} s "
-          f"(model load included; {torch.get_num_threads()} threads, float32, CPU)")
+          f"(model load included; CPU, {torch.get_num_threads()} threads, {dtype})")
     for result in results:
         final = result["final"]
         mark = "  SHRANK" if result["shown"] > len(final) else ""
