@@ -11,6 +11,7 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bot.engine.fair_queue import QueueFull, UserBusy
@@ -19,7 +20,7 @@ from bot.engine.requests import GenerationRequest, RequestHandle
 from bot.engine.worker import Engine
 from bot.generation import Generation, GenerationControls, GenerationKind, Generations
 from bot.limits import COOLDOWN_S, MAX_DIRECTION_CHARS, MAX_TOPIC_CHARS
-from bot.messages import NoStory, PermissionDenied, ShuttingDown, UserError
+from bot.messages import FORGOTTEN, NoStory, PermissionDenied, ShuttingDown, UserError
 from bot.place import Place
 from bot.storage import Scope, Storage, Story, Turn, TurnKind
 from models.base import Prompt
@@ -33,6 +34,16 @@ SCOPE_NAMES: dict[str, Scope] = {"server": "guild", "channel": "channel", "threa
 # Where the whole shutdown waits for finished paragraphs to be stored, at most.
 STORE_WAIT_S = 10.0
 SOURCE_NAMES = {db_scope: scope for scope, db_scope in SCOPE_NAMES.items()}
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What /forget deleted: how many turns, the stories, and the (channel id, message id) of
+    each message that may still carry their buttons."""
+
+    turns: int
+    stories: tuple[Story, ...]
+    button_messages: tuple[tuple[int, int], ...]
 
 
 class Service:
@@ -197,6 +208,8 @@ class Service:
     async def story_here(self, place: Place, story_id: int | None = None) -> Story:
         """The story `story_id` when it lives here, else this thread's, else this channel's newest."""
         story = await self.storage.get_story(story_id) if story_id is not None else None
+        if story_id is not None and story is None:  # a button's story that is no more
+            raise NoStory(FORGOTTEN)
         if story is not None and not lives_in(story, place):
             story = None  # an id from another channel (a forged custom id): look here instead
         if story is None and place.thread_id is not None:
@@ -245,10 +258,23 @@ class Service:
         """How busy the engine is, for /stats and the console."""
         return self.engine.stats()
 
-    async def forget(self, place: Place) -> int:
+    async def forget(self, place: Place) -> Forgotten:
+        """Delete the stories of this channel or thread; says what went and which messages may
+        still carry their buttons (read from the stored stories first), so fronts can tidy up."""
         if not place.can_manage_messages:
             raise PermissionDenied("forgetting history needs the Manage Messages permission")
-        return await self.storage.forget(place.conversation_id)
+        stories = await self.storage.stories_here(place.conversation_id)
+        carriers: dict[int, int] = {}  # message id -> channel id
+        for story in stories:
+            generated = [t for t in await self.storage.turns(story.id) if t.kind != "user" and t.message_ids]
+            if generated:  # the newest paragraph's last message carries the buttons
+                last = generated[-1]
+                channel = story.channel_id if last.position == 0 else story.thread_id or story.channel_id
+                carriers[last.message_ids[-1]] = channel
+            if story.message_id is not None:  # the first message, which the thread starts from
+                carriers.setdefault(story.message_id, story.channel_id)
+        turns = await self.storage.forget(place.conversation_id)
+        return Forgotten(turns, tuple(stories), tuple((c, m) for m, c in carriers.items()))
 
     async def shut_down(self, grace_s: float) -> None:
         """Refuse new paragraphs, end waiting ones with a message now, let running ones finish for

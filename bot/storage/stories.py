@@ -80,6 +80,14 @@ class StoriesTable(Database):
         )
         return story_of(row) if row else None
 
+    async def stories_here(self, channel_id: int) -> list[Story]:
+        """Every story started in this channel or living in this thread (what `forget` deletes)."""
+        rows = await self._fetchall(
+            f"SELECT {STORY_COLUMNS} FROM stories WHERE channel_id = ? OR thread_id = ? ORDER BY id",
+            (channel_id, channel_id),
+        )
+        return [story_of(row) for row in rows]
+
     # -- turns ----------------------------------------------------------------------------------
 
     async def add_turn(
