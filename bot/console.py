@@ -22,6 +22,7 @@ from typing import TextIO
 from bot.formatting import settings_table, stats_text
 from bot.limits import SHUTDOWN_GRACE_S
 from bot.messages import UserError
+from bot.paragraph_facts import facts_text
 from bot.service import Generation, Place, Service
 from bot.shutdown import run_until_stopped
 from bot.storage import StorageUnavailable
@@ -173,7 +174,8 @@ class Console:
                             'put a value with spaces in "double quotes"') from None
         action = words[0].lower()
         if action == "show":
-            self.say(settings_table(await self.service.settings_for(self.place)))
+            params, sources = await self.service.settings_with_sources(self.place)
+            self.say(settings_table(params, sources, self.service.models))
         elif action == "set" and len(words) >= 3:
             self.say(await self.service.set_setting(self.place, words[1], " ".join(words[2:])))
         elif action == "reset":
@@ -196,6 +198,8 @@ class Console:
                 self.out.flush()
             shown = text
         self.out.write("\n")
+        if generation.facts is not None:
+            self.say(f"({facts_text(generation.facts)})")
         self.out.flush()
 
     def say(self, text: str) -> None:

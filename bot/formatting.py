@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 
 from bot.engine.metrics import EngineStats
+from bot.engine.requests import Progress
 from models.params import SETTINGS, GenerationParams
 
 _MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
@@ -21,19 +23,35 @@ def defuse_mentions(text: str) -> str:
     return _MENTION.sub(lambda m: "<" + m.group(1) + ZERO_WIDTH_SPACE + m.group(2) + ">", text)
 
 
-def settings_table(params: GenerationParams) -> str:
-    """One line per setting: name, value and range."""
+def settings_table(params: GenerationParams, sources: dict[str, str] | None = None,
+                   models: Sequence[str] = ()) -> str:
+    """One line per setting: name, value, where the value comes from, and what it may be (the
+    offered models for `model`)."""
     lines = []
     for name, spec in SETTINGS.items():
         value = getattr(params, name)
         shown = "unset" if value is None else ("on" if value is True else "off" if value is False else value)
         if value == "":
             shown = "(none)"
-        lines.append(f"{name} = {shown}  ({spec.range_text()})")
+        allowed = f"offered: {', '.join(models)}" if name == "model" and models else spec.range_text()
+        source = f"{sources[name]}; " if sources and name in sources else ""
+        lines.append(f"{name} = {shown}  ({source}{allowed})")
     return "\n".join(lines)
 
 
-def stats_text(stats: EngineStats, position: int | None = None) -> str:
+def progress_text(progress: Progress) -> str:
+    """A member's own request in a few words."""
+    if progress.state == "waiting":
+        return f"waiting, number {progress.position} in line"
+    if progress.state == "loading":
+        return "waiting for the model to load"
+    if progress.state == "starting":
+        return "starting"
+    return f"being written, {progress.tokens} tokens so far"
+
+
+def stats_text(stats: EngineStats, mine: Sequence[Progress] = ()) -> str:
+    """The engine's figures; `mine`: the caller's own requests in flight."""
     def seconds(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.2f} s"
 
@@ -41,10 +59,10 @@ def stats_text(stats: EngineStats, position: int | None = None) -> str:
         f"queue: {stats.queue_length} waiting, {stats.running} being written",
         f"speed: {stats.tokens_per_s:.1f} tokens/s (last 10 s), {stats.tokens_total} tokens in all",
         f"time to first token p50: {seconds(stats.ttft_p50_s)}; request p50: {seconds(stats.latency_p50_s)}",
-        f"requests: {stats.requests_done} done, {stats.requests_failed} failed",
+        f"requests: {stats.requests_done} done, {stats.requests_cancelled} stopped, {stats.requests_failed} failed",
         f"models loaded: {', '.join(stats.models) or 'none yet'}; device: {stats.device}",
         f"uptime: {stats.uptime_s / 60:.0f} min",
     ]
-    if position is not None:
-        lines.insert(1, f"your position: {position}")
+    for index, progress in enumerate(mine):
+        lines.insert(1 + index, f"your request: {progress_text(progress)}")
     return "\n".join(lines)

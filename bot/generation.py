@@ -15,8 +15,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
-from bot.engine.requests import TERMINAL, Event, Failure, RequestHandle
+from bot.engine.requests import TERMINAL, Event, Failure, Progress, RequestHandle
 from bot.messages import FELL_BACK, GENERATION_FAILED, NO_MODEL, NOT_SAVED, SHUTTING_DOWN, STEP_FAILED
+from bot.paragraph_facts import ParagraphFacts, changed_settings
 from bot.place import Place
 from bot.storage import StorageUnavailable, Story, Turn
 from models.params import GenerationParams
@@ -42,7 +43,11 @@ class Generation:
     replace_last: bool = False
     title: str = ""
     """Shown above the text (/compare names each model)."""
+    defaults: GenerationParams | None = None
+    """The settings in effect where it was asked for: the paragraph's facts list what differs."""
     turn: Turn | None = field(default=None, init=False)
+    facts: ParagraphFacts | None = field(default=None, init=False)
+    """How the paragraph was written, once it is done (set before the turn is stored)."""
     _controls: GenerationControls | None = field(default=None, init=False, repr=False)
     _events: asyncio.Queue[Event | BaseException] = field(default_factory=asyncio.Queue, init=False,
                                                           repr=False)
@@ -66,11 +71,24 @@ class Generation:
         return await asyncio.shield(self._final)
 
     def position(self) -> int | None:
-        """1-based place in the waiting line, or None once it runs."""
-        return self._controls.position(self.handle) if self._controls else None
+        """1-based place in the line of requests waiting behind others, or None if not waiting."""
+        return self.progress().position
+
+    def progress(self) -> Progress:
+        """Waiting (and where), loading the model, starting or writing (and how far)."""
+        return self._controls.progress(self.handle) if self._controls else Progress("starting")
+
+    def facts_now(self, stopped: bool = False) -> ParagraphFacts:
+        """How the paragraph was written: model, strategy, settings that differ, seed, cut."""
+        handle = self.handle
+        # Greedy and beam search draw nothing: a seed would only mislead there.
+        seed = None if self.params.strategy in ("greedy", "beam") else handle.seed_used
+        return ParagraphFacts(model=handle.model_used or self.params.model, strategy=self.params.strategy,
+                              seed=seed, changed=changed_settings(self.params, self.defaults),
+                              cut_at=handle.cut_at, stopped=stopped)
 
     def cancel(self) -> None:
-        """Stop writing; what was written so far is not stored."""
+        """Stop writing; what was written so far is kept (stored as a stopped paragraph)."""
         if self._controls is not None:
             self._controls.cancel(self.handle)
 
@@ -80,7 +98,7 @@ class GenerationControls:
     """What a generation may ask of the engine about its own request."""
 
     cancel: Callable[[RequestHandle], None]
-    position: Callable[[RequestHandle], int | None]
+    progress: Callable[[RequestHandle], Progress]
 
 
 class Generations:
@@ -109,9 +127,17 @@ class Generations:
     async def _follow(self, generation: Generation) -> Event:
         async for engine_event in generation.handle.events():
             event = worded(engine_event)
-            if event.kind == "done" and event.text.strip() and generation.kind != "compare":
+            kept = ""
+            if event.kind == "done":
+                generation.facts = generation.facts_now()
+                kept = event.text
+            elif event.kind == "cancelled" and (written := generation.handle.texts.get(0, "")).strip():
+                # Stop keeps what was written: it is stored, marked stopped, and goes on from there.
+                generation.facts = generation.facts_now(stopped=True)
+                kept = written
+            if kept.strip() and generation.kind != "compare":
                 try:
-                    event = await self._stored(generation, event)
+                    event = await self._stored(generation, event, kept)
                 except Exception as error:  # the front that reads says so, with an error id
                     log.warning("storing a paragraph for %s failed: %r", generation.place.conversation_id, error)
                     generation._events.put_nowait(error)
@@ -121,13 +147,15 @@ class Generations:
                 return event
         raise AssertionError("unreachable: a request always ends with a terminal event")
 
-    async def _stored(self, generation: Generation, done: Event) -> Event:
+    async def _stored(self, generation: Generation, ending: Event, text: str) -> Event:
+        """Store the paragraph that `ending` ends ("done", or "cancelled" by Stop); `ending` as
+        it is once stored, or an "error" saying the database could not take it."""
         try:
-            generation.turn = await self._store(generation, done.text)
+            generation.turn = await self._store(generation, text)
         except StorageUnavailable as error:
             log.warning("a paragraph for %s was not saved: %s", generation.place.conversation_id, error)
             return Event("error", text=NOT_SAVED.format(reason=error))
-        return done
+        return ending
 
 
 def worded(event: Event) -> Event:

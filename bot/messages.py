@@ -18,6 +18,11 @@ NO_MODEL = "no model could be loaded: {reason}"
 # Said above a paragraph the default model wrote in place of the one asked for.
 FELL_BACK = "model {wanted} is not available ({reason}); used {used}"
 GENERATION_FAILED = "generation failed"
+# What a click under a paragraph hears once its story's history was deleted (/forget, retention).
+FORGOTTEN = "this story was forgotten (its history was deleted), so it can't go on: start a new one with /write"
+# /forget's answer; BUTTONS_REMOVED is added when it took buttons away.
+FORGET_DONE = "Forgotten: {turns} paragraph(s) of history here.{buttons} New stories start fresh."
+BUTTONS_REMOVED = " The buttons under {count} of its messages are removed."
 
 
 class UserError(Exception):

@@ -6,10 +6,12 @@ render what comes back. Settings layering, permissions, story history and the en
 
 from __future__ import annotations
 
+import difflib
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from bot.engine.fair_queue import QueueFull, UserBusy
@@ -18,11 +20,11 @@ from bot.engine.requests import GenerationRequest, RequestHandle
 from bot.engine.worker import Engine
 from bot.generation import Generation, GenerationControls, GenerationKind, Generations
 from bot.limits import COOLDOWN_S, MAX_DIRECTION_CHARS, MAX_TOPIC_CHARS
-from bot.messages import NoStory, PermissionDenied, ShuttingDown, UserError
+from bot.messages import FORGOTTEN, NoStory, PermissionDenied, ShuttingDown, UserError
 from bot.place import Place
 from bot.storage import Scope, Storage, Story, Turn, TurnKind
 from models.base import Prompt
-from models.params import SETTINGS, GenerationParams, SettingError, parse_setting, show_value
+from models.params import SETTINGS, GenerationParams, SettingError, parse_setting, setting_names, show_value
 from models.registry import BUILT_IN_MODELS
 
 log = logging.getLogger(__name__)
@@ -31,6 +33,17 @@ COMPARE_MODELS = ("smollm2", "lstm", "markov")
 SCOPE_NAMES: dict[str, Scope] = {"server": "guild", "channel": "channel", "thread": "thread"}
 # Where the whole shutdown waits for finished paragraphs to be stored, at most.
 STORE_WAIT_S = 10.0
+SOURCE_NAMES = {db_scope: scope for scope, db_scope in SCOPE_NAMES.items()}
+
+
+@dataclass(frozen=True)
+class Forgotten:
+    """What /forget deleted: how many turns, the stories, and the (channel id, message id) of
+    each message that may still carry their buttons."""
+
+    turns: int
+    stories: tuple[Story, ...]
+    button_messages: tuple[tuple[int, int], ...]
 
 
 class Service:
@@ -49,24 +62,34 @@ class Service:
         self.cooldown_s = cooldown_s
         self._last_request: dict[int, float] = {}
         self.accepting = True  # False once shutting down: new paragraphs get ShuttingDown
-        self.generations = Generations(GenerationControls(engine.cancel, engine.position), self._store)
+        self.generations = Generations(GenerationControls(engine.cancel, engine.progress), self._store)
 
     # -- settings -----------------------------------------------------------------------------
     async def settings_for(self, place: Place) -> GenerationParams:
         """Built-in < server < channel < thread."""
+        return (await self.settings_with_sources(place))[0]
+
+    async def settings_with_sources(self, place: Place) -> tuple[GenerationParams, dict[str, str]]:
+        """The settings in effect here, and where each value comes from: "built-in", "server",
+        "channel" or "thread" (the layer that set it last)."""
         params = GenerationParams(model=self.default_model)
+        sources = dict.fromkeys(SETTINGS, "built-in")
         layers: list[tuple[Scope, int | None]] = [("guild", place.guild_id), ("channel", place.channel_id),
                                                 ("thread", place.thread_id)]
         for scope, scope_id in layers:
             if scope_id is not None:
-                params = GenerationParams.from_dict(await self.storage.get_settings(scope, scope_id), params)
+                stored = await self.storage.get_settings(scope, scope_id)
+                params = GenerationParams.from_dict(stored, params)
+                sources.update(dict.fromkeys((name for name in stored if name in SETTINGS), SOURCE_NAMES[scope]))
         if params.model not in self.models:  # chosen when the owner still offered it
             params = params.replace(model=self.default_model)
-        return params
+            sources["model"] = "built-in"
+        return params, sources
 
     async def set_setting(self, place: Place, name: str, value: str, scope: str = "channel") -> str:
         """Change one setting at `scope` (server, channel, thread); returns a confirmation."""
         db_scope, scope_id = self._writable_scope(place, scope)
+        check_setting_name(name)
         key, parsed = parse_setting(name, value)
         if key == "model":
             self._check_model(parsed)
@@ -105,8 +128,8 @@ class Service:
     async def write(self, place: Place, topic: str, overrides: dict[str, Any] | None = None) -> Generation:
         """Queue a new paragraph on `topic`; raises UserError for bad input or a full queue."""
         topic = clean_topic(topic)
-        params = await self._params(place, overrides)
-        return self._submit(place, "write", topic, params, Prompt(topic))
+        params, defaults = await self._params_and_defaults(place, overrides)
+        return self._submit(place, "write", topic, params, Prompt(topic), defaults=defaults)
 
     async def write_here(self, place: Place, topic: str, overrides: dict[str, Any] | None = None) -> Generation:
         """/write: in a story's thread the topic steers the story's next paragraph; anywhere
@@ -118,6 +141,21 @@ class Service:
                 pass
         return await self.write(place, topic, overrides)
 
+    async def check_can_start(self, place: Place, overrides: dict[str, Any] | None = None,
+                              topic: str | None = None) -> None:
+        """Raise the UserError that `write` would raise for this topic, these settings, the
+        cooldown or a busy queue, before anything is queued: fronts ask first, so that a refusal
+        can be private from the start."""
+        self._check_accepting()
+        if topic is not None and place.thread_id is None:  # in a thread it may steer a story
+            clean_topic(topic)
+        await self._params(place, overrides)
+        self._check_cooldown(place.user_id)
+        try:
+            self.engine.check_room(place.user_id)
+        except (QueueFull, UserBusy) as error:
+            raise busy(error) from None
+
     async def continue_story(self, place: Place, direction: str | None = None,
                              overrides: dict[str, Any] | None = None, *, story_id: int | None = None) -> Generation:
         """Queue the next paragraph of the story `story_id` (a button's), else of the story in
@@ -125,10 +163,10 @@ class Service:
         story = await self.story_here(place, story_id)
         if direction is not None:
             direction = clean_text(direction, "direction", MAX_DIRECTION_CHARS) or None
-        params = await self._params(place, overrides)
+        params, defaults = await self._params_and_defaults(place, overrides)
         history = [turn.text for turn in await self.storage.turns(story.id)]
         prompt = Prompt(story.topic, history, direction)
-        return self._submit(place, "continue", story.topic, params, prompt, story, direction)
+        return self._submit(place, "continue", story.topic, params, prompt, story, direction, defaults=defaults)
 
     async def regenerate(self, place: Place, *, story_id: int | None = None) -> Generation:
         """Write the story's last generated paragraph again (it replaces the old one)."""
@@ -140,7 +178,8 @@ class Service:
         last = turns[-1]
         prompt = Prompt(story.topic, [t.text for t in turns[:-1]], last.direction)
         kind: GenerationKind = "continue" if last.kind == "continue" else "write"
-        return self._submit(place, kind, story.topic, params, prompt, story, last.direction, replace_last=True)
+        return self._submit(place, kind, story.topic, params, prompt, story, last.direction, replace_last=True,
+                            defaults=params)
 
     async def compare(self, place: Place, topic: str, models: tuple[str, ...] = COMPARE_MODELS) -> list[Generation]:
         """The same topic from every backend, each with this channel's other settings."""
@@ -162,13 +201,15 @@ class Service:
                     started.cancel()
                 raise
             generations.append(self.generations.start(
-                Generation(handle, place, "compare", topic, params, title=model)))
+                Generation(handle, place, "compare", topic, params, title=model, defaults=base)))
         self._last_request[place.user_id] = self._clock()
         return generations
 
     async def story_here(self, place: Place, story_id: int | None = None) -> Story:
         """The story `story_id` when it lives here, else this thread's, else this channel's newest."""
         story = await self.storage.get_story(story_id) if story_id is not None else None
+        if story_id is not None and story is None:  # a button's story that is no more
+            raise NoStory(FORGOTTEN)
         if story is not None and not lives_in(story, place):
             story = None  # an id from another channel (a forged custom id): look here instead
         if story is None and place.thread_id is not None:
@@ -217,10 +258,23 @@ class Service:
         """How busy the engine is, for /stats and the console."""
         return self.engine.stats()
 
-    async def forget(self, place: Place) -> int:
+    async def forget(self, place: Place) -> Forgotten:
+        """Delete the stories of this channel or thread; says what went and which messages may
+        still carry their buttons (read from the stored stories first), so fronts can tidy up."""
         if not place.can_manage_messages:
             raise PermissionDenied("forgetting history needs the Manage Messages permission")
-        return await self.storage.forget(place.conversation_id)
+        stories = await self.storage.stories_here(place.conversation_id)
+        carriers: dict[int, int] = {}  # message id -> channel id
+        for story in stories:
+            generated = [t for t in await self.storage.turns(story.id) if t.kind != "user" and t.message_ids]
+            if generated:  # the newest paragraph's last message carries the buttons
+                last = generated[-1]
+                channel = story.channel_id if last.position == 0 else story.thread_id or story.channel_id
+                carriers[last.message_ids[-1]] = channel
+            if story.message_id is not None:  # the first message, which the thread starts from
+                carriers.setdefault(story.message_id, story.channel_id)
+        turns = await self.storage.forget(place.conversation_id)
+        return Forgotten(turns, tuple(stories), tuple((c, m) for m, c in carriers.items()))
 
     async def shut_down(self, grace_s: float) -> None:
         """Refuse new paragraphs, end waiting ones with a message now, let running ones finish for
@@ -232,6 +286,11 @@ class Service:
 
     # -- internals ----------------------------------------------------------------------------
     async def _params(self, place: Place, overrides: dict[str, Any] | None) -> GenerationParams:
+        return (await self._params_and_defaults(place, overrides))[0]
+
+    async def _params_and_defaults(self, place: Place, overrides: dict[str, Any] | None
+                                   ) -> tuple[GenerationParams, GenerationParams]:
+        """(the settings with `overrides`, the settings in effect here without them)."""
         params = await self.settings_for(place)
         clean = {k: v for k, v in (overrides or {}).items() if v is not None}
         unknown = [k for k in clean if k not in SETTINGS]
@@ -240,12 +299,13 @@ class Service:
         if "model" in clean:
             self._check_model(clean["model"])
         try:
-            return params.replace(**with_consistent_lengths(params, clean))
+            return params.replace(**with_consistent_lengths(params, clean)), params
         except SettingError as error:
             raise UserError(str(error)) from None
 
     def _submit(self, place: Place, kind: GenerationKind, topic: str, params: GenerationParams, prompt: Prompt,
-                story: Story | None = None, direction: str | None = None, replace_last: bool = False) -> Generation:
+                story: Story | None = None, direction: str | None = None, replace_last: bool = False,
+                defaults: GenerationParams | None = None) -> Generation:
         self._check_accepting()
         self._check_cooldown(place.user_id)
         request = GenerationRequest(prompt, params, fairness_key=str(place.conversation_id),
@@ -253,14 +313,15 @@ class Service:
         handle = self._enqueue(request)
         self._last_request[place.user_id] = self._clock()
         return self.generations.start(
-            Generation(handle, place, kind, topic, params, story, direction, replace_last=replace_last))
+            Generation(handle, place, kind, topic, params, story, direction, replace_last=replace_last,
+                       defaults=defaults))
 
     def _enqueue(self, request: GenerationRequest) -> RequestHandle:
         """Hand a request to the engine; a full queue or a busy user becomes a friendly UserError."""
         try:
             return self.engine.submit(request)
         except (QueueFull, UserBusy) as error:
-            raise UserError(f"I'm busy: {error}.") from None
+            raise busy(error) from None
 
     def _check_accepting(self) -> None:
         if not self.accepting:
@@ -279,18 +340,35 @@ class Service:
         """Store a finished paragraph: a new story, the story's next turn, or its last one again."""
         kind: TurnKind = "continue" if generation.kind == "continue" else "write"
         settings = generation.params.to_dict() | {"model": generation.handle.model_used}
+        facts = generation.facts.to_dict() if generation.facts else {}
         place = generation.place
         if generation.replace_last and generation.story is not None:
-            return await self.storage.replace_last_turn(generation.story.id, text=text, settings=settings)
+            return await self.storage.replace_last_turn(generation.story.id, text=text, settings=settings,
+                                                        facts=facts)
         if generation.story is None:
             generation.story, turn = await self.storage.start_story(
                 guild_id=place.guild_id, channel_id=place.conversation_id, author_id=place.user_id,
                 topic=generation.topic, model=generation.handle.model_used or generation.params.model,
-                kind=kind, text=text, settings=settings)
+                kind=kind, text=text, settings=settings, facts=facts)
             return turn
         return await self.storage.add_turn(generation.story.id, kind=kind, text=text,
                                            settings=settings, author_id=place.user_id,
-                                           direction=generation.direction)
+                                           direction=generation.direction, facts=facts)
+
+
+def check_setting_name(name: str) -> None:
+    """Refuse an unknown setting name, suggesting the closest known one ("temprature")."""
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    if key in SETTINGS:
+        return
+    close = difflib.get_close_matches(key, SETTINGS, n=1, cutoff=0.6)
+    hint = f": did you mean {close[0]}?" if close else f"; settings are: {setting_names()}"
+    raise UserError(f"unknown setting {show_value(name)}{hint}")
+
+
+def busy(error: QueueFull | UserBusy) -> UserError:
+    """A full queue or a busy member, in words for the member."""
+    return UserError(f"I'm busy: {error}.")
 
 
 def with_consistent_lengths(current: GenerationParams, changes: dict[str, Any]) -> dict[str, Any]:

@@ -38,6 +38,7 @@ class StoryText:
         self.parts = [""] * variants
         self.done = [False] * variants
         self.ending = ""
+        self.footer = ""  # a small line of facts under the finished paragraph
         self.started = False
 
     def apply(self, event: Event) -> None:
@@ -65,5 +66,5 @@ class StoryText:
             if index and not all(self.done[:index]):
                 break
             chunks.append(f"{self.style.version.format(number=index + 1)}\n{part}" if many else part)
-        chunks.append(self.ending)
+        chunks += [self.ending, self.footer]
         return "\n\n".join(chunk for chunk in chunks if chunk.strip())

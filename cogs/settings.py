@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import discord
@@ -30,11 +31,20 @@ def name_suggestions(current: str) -> list[app_commands.Choice[str]]:
             for name in found][:MAX_CHOICES]
 
 
-def value_suggestions(setting: str, current: str) -> list[app_commands.Choice[str]]:
-    """Allowed values for choice and on/off settings; for numbers, the typed value or the default."""
+def model_suggestions(models: Sequence[str], current: str) -> list[app_commands.Choice[str]]:
+    """The offered models that contain what was typed."""
+    typed = current.strip().lower()
+    return [app_commands.Choice(name=m[:100], value=m[:100]) for m in models if typed in m.lower()][:MAX_CHOICES]
+
+
+def value_suggestions(setting: str, current: str, models: Sequence[str] = ()) -> list[app_commands.Choice[str]]:
+    """Allowed values for choice and on/off settings and the offered models; for numbers, the
+    typed value or the default."""
     spec = SETTINGS.get(setting.strip().lower())
     if spec is None:
         return []
+    if spec.name == "model" and models:
+        return model_suggestions(models, current)
     if spec.choices or spec.kind is bool:
         values = spec.choices or ("on", "off")
         return [app_commands.Choice(name=v, value=v) for v in values if current.lower() in v][:MAX_CHOICES]
@@ -56,9 +66,11 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Gene
     @app_commands.command(name="show")
     async def show(self, interaction: discord.Interaction) -> None:
         """Show the settings in effect here (built-in < server < channel < thread)."""
-        params = await self.service.settings_for(place_of(interaction))
+        params, sources = await self.service.settings_with_sources(place_of(interaction))
+        table = settings_table(params, sources, self.service.models)
         await interaction.response.send_message(
-            f"Settings here:\n```\n{settings_table(params)}\n```", ephemeral=True, allowed_mentions=NO_MENTIONS)
+            f"Settings here (each with where it comes from):\n```\n{table}\n```", ephemeral=True,
+            allowed_mentions=NO_MENTIONS)
 
     @app_commands.command(name="set")
     @app_commands.describe(name="The setting to change", value="Its new value", scope=SCOPE_HELP)
@@ -75,7 +87,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Gene
 
     @set_.autocomplete("value")
     async def _values(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
-        return value_suggestions(str(getattr(interaction.namespace, "name", "") or ""), current)
+        return value_suggestions(str(getattr(interaction.namespace, "name", "") or ""), current, self.service.models)
 
     @app_commands.command(name="reset")
     @app_commands.describe(scope=SCOPE_HELP)

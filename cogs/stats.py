@@ -27,8 +27,8 @@ class Stats(commands.Cog):
     async def stats(self, interaction: discord.Interaction) -> None:
         """How busy the writer is: queue, your position, speed, models, device, uptime."""
         stats = self.bot.service.stats()
-        position = self.bot.active.position_of(interaction.user.id)
-        await interaction.response.send_message(f"```\n{stats_text(stats, position)}\n```", ephemeral=True,
+        mine = self.bot.active.progress_of(interaction.user.id)
+        await interaction.response.send_message(f"```\n{stats_text(stats, mine=mine)}\n```", ephemeral=True,
                                                 allowed_mentions=NO_MENTIONS)
 
 

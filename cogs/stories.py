@@ -11,10 +11,10 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.discord.checks import in_thread, place_of, place_of_message
-from bot.discord.errors import HANDLED, NO_MENTIONS, reply_privately
+from bot.discord.errors import HANDLED, NO_MENTIONS, PRIVATE_DEFER, reply_privately
 from bot.discord.pages import export_filename, story_markdown
 from bot.limits import MAX_DIRECTION_CHARS
-from bot.messages import NoStory
+from bot.messages import BUTTONS_REMOVED, FORGET_DONE, NoStory
 
 if TYPE_CHECKING:
     from bot.discord.client import StoryBot
@@ -53,15 +53,20 @@ class Stories(commands.Cog):
     @app_commands.allowed_installs(guilds=True, users=False)
     async def forget(self, interaction: discord.Interaction) -> None:
         """Forget the stories of this channel or thread (needs Manage Messages)."""
-        removed = await self.service.forget(place_of(interaction))
+        forgotten = await self.service.forget(place_of(interaction))
+        carriers = forgotten.button_messages
+        buttons = BUTTONS_REMOVED.format(count=len(carriers)) if carriers else ""
         await interaction.response.send_message(
-            f"Forgotten: {removed} paragraph(s) of history here. New stories start fresh.",
+            FORGET_DONE.format(turns=forgotten.turns, buttons=buttons),
             ephemeral=True, allowed_mentions=NO_MENTIONS)
+        for channel_id, message_id in carriers:
+            await self.bot.clear_buttons(channel_id, message_id)
 
     @story.command(name="export")
     async def export(self, interaction: discord.Interaction) -> None:
         """Download this thread's story (or this channel's newest) as a Markdown file."""
         await interaction.response.defer(thinking=True, ephemeral=True)
+        interaction.extras[PRIVATE_DEFER] = True
         story = await self.service.story_here(place_of(interaction))
         turns = await self.service.turns(story)
         data = story_markdown(story, turns).encode("utf-8")

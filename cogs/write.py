@@ -14,6 +14,7 @@ from bot.discord.errors import HANDLED, reply_privately
 from bot.discord.pages import thread_name
 from bot.limits import MAX_TOPIC_CHARS
 from bot.service import Generation
+from cogs.settings import model_suggestions
 from models.params import SETTINGS
 
 if TYPE_CHECKING:
@@ -56,15 +57,21 @@ class Write(commands.Cog):
         length: app_commands.Range[int, LENGTH_MIN, LENGTH_MAX] | None = None,
     ) -> None:
         """Write a paragraph about a topic; in a story's thread, write the story's next paragraph."""
-        # First, always: Discord drops an interaction that is not answered within 3 seconds,
-        # and a full queue or a model still loading must never make us miss that.
-        await interaction.response.defer(thinking=True)
         place = place_of(interaction)
         overrides = {"model": model, "strategy": strategy, "max_new_tokens": length}
+        # Refusals are private: what can be refused (settings, cooldown, a busy queue) is refused
+        # before the public "thinking..." exists. The checks are quick (no model, one settings
+        # read), so the 3-second deadline is safe; a model still loading never delays the defer.
+        await self.service.check_can_start(place, overrides, topic)
+        await interaction.response.defer(thinking=True)
         generation = await self.service.write_here(place, topic, overrides)
         message_ids = await self.bot.stream(generation, self.bot.reply_target(interaction))
         if message_ids and generation.turn is not None:
             await self._give_story_a_home(interaction, generation, message_ids[0])
+
+    @write.autocomplete("model")
+    async def _models(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return model_suggestions(self.service.models, current)
 
     async def _give_story_a_home(self, interaction: discord.Interaction, generation: Generation,
                                  first_message_id: int) -> None:

@@ -101,7 +101,7 @@ class DiscordRig:
     @contextlib.asynccontextmanager
     async def services(self, *, prefix: str = "", step_delay_s: float = 0.0, max_batch: int = 8,
                        max_waiting: int = 64, max_per_user: int = 4, cooldown_s: float = 0.0,
-                       settings: dict[str, Any] | None = None) -> AsyncIterator[tuple[Any, Any]]:
+                       settings: dict[str, Any] | None = None, load_delay_s: float = 0.0) -> AsyncIterator[tuple[Any, Any]]:
         """(Service, Config) over a fresh engine and this rig's database, as __main__ makes them."""
         from bot.config import Config
         from bot.engine.worker import Engine
@@ -111,6 +111,7 @@ class DiscordRig:
         scripted = self.scripted = ScriptedModel(self.model, prefix, step_delay_s)
 
         def load(name: str) -> Any:
+            time.sleep(load_delay_s)  # the loading thread's time: a model that takes a while
             if name != self.model_name:
                 raise FileNotFoundError(f"no model called {name}")
             return scripted
@@ -173,6 +174,25 @@ class DiscordRig:
         """The interaction's reply once it stopped changing: a finished paragraph or an answer."""
         return await ix.wait_until_original(is_final, timeout)
 
+    async def private_answer(self, ix: Any, timeout: float = 10.0) -> Any:
+        """The private reply to an interaction: its ephemeral original, or the ephemeral followup
+        that replaced a public placeholder (a refusal after a public defer)."""
+        def answered() -> Any:
+            original = ix.original
+            if original is not None and original.ephemeral and original.content and not original.deleted:
+                return original
+            return next((m for m in ix.followups if m.ephemeral), None)
+        return await self.fake.wait_until(answered, timeout)
+
+    async def outcome(self, ix: Any, timeout: float = 10.0) -> Any:
+        """A finished paragraph in the reply, or the private answer that refused it."""
+        def ended() -> Any:
+            original = ix.original
+            if original is not None and not original.deleted and is_final(original):
+                return original
+            return next((m for m in ix.followups if m.ephemeral), None)
+        return await self.fake.wait_until(ended, timeout)
+
     async def final_in(self, channel_id: int, after: int = 0, timeout: float = 10.0) -> Any:
         """The first finished bot message in a channel or thread with an id above `after`."""
         return await self.fake.wait_for_message(
@@ -205,14 +225,20 @@ class DiscordRig:
         return result
 
 
+def paragraph_of(content: str) -> str:
+    """A final message's paragraph, without the footer line of facts under it."""
+    head, _, last = content.rpartition("\n")
+    return head.rstrip() if last.startswith("-# ") else content
+
+
 def is_final(message: Any) -> bool:
     """No longer a placeholder, a queue position or a paragraph still being written."""
-    from bot.discord.stream import STARTING, WAITING
+    from bot.discord.stream import LOADING, STARTING, WAITING
     from bot.limits import WRITING_MARKER
 
     content = message.content
     return bool(content) and not message.loading and not content.endswith(WRITING_MARKER) \
-        and content != STARTING and not content.startswith(WAITING.split(":")[0])
+        and content not in (STARTING, LOADING) and not content.startswith(WAITING.split(":")[0])
 
 
 @pytest_asyncio.fixture

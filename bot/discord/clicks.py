@@ -8,14 +8,14 @@ the stored turns (their message ids), so it holds across restarts.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any, Protocol
 
 import discord
 
 from bot.discord.checks import may_stop, place_of_click
 from bot.discord.stream import ActiveGenerations, ChannelTarget, InteractionTarget
-from bot.messages import UserError
+from bot.messages import FORGOTTEN, NoStory, UserError
 from bot.place import Place
 from bot.service import Generation, Service
 
@@ -33,6 +33,8 @@ class ClickHost(Protocol):
     def channel_target(self, channel: discord.abc.Messageable, channel_id: int) -> ChannelTarget: ...
 
     async def fetch_channel(self, channel_id: int, /) -> Any: ...
+
+    async def clear_buttons(self, channel_id: int, message_id: int) -> None: ...
 
 
 class StoryClicks:
@@ -60,7 +62,8 @@ class StoryClicks:
         await interaction.response.defer()  # acknowledges the click; nothing is shown yet
         with self._one_click_at_a_time(interaction):
             place = place_of_click(interaction)
-            generation = await self.service.continue_story(place, story_id=story_id)
+            async with self._forgotten_story_said(interaction):
+                generation = await self.service.continue_story(place, story_id=story_id)
             destination = await self._home(interaction, place)
             await self.bot.stream(generation, self.bot.channel_target(destination, place.conversation_id))
 
@@ -69,12 +72,24 @@ class StoryClicks:
         await interaction.response.defer()
         with self._one_click_at_a_time(interaction):
             place = place_of_click(interaction)
-            story = await self.service.story_here(place, story_id)
+            async with self._forgotten_story_said(interaction):
+                story = await self.service.story_here(place, story_id)
             latest = await self.service.latest_messages(story)
             if latest and interaction.message is not None and interaction.message.id not in latest:
                 raise UserError("only the newest paragraph can be written again: use the buttons under it")
             generation = await self.service.regenerate(place, story_id=story.id)
             await self.bot.stream(generation, self.bot.reply_target(interaction))
+
+    @contextlib.asynccontextmanager
+    async def _forgotten_story_said(self, interaction: discord.Interaction) -> AsyncIterator[None]:
+        """Buttons are only ever under a story's paragraphs: a click that finds no story means it
+        was forgotten. Say so, and take the stale buttons away."""
+        try:
+            yield
+        except NoStory:
+            if interaction.message is not None:
+                await self.bot.clear_buttons(interaction.channel_id or 0, interaction.message.id)
+            raise UserError(FORGOTTEN) from None
 
     async def stop_clicked(self, interaction: discord.Interaction) -> None:
         """Stop the paragraph being written in the clicked message."""

@@ -19,6 +19,8 @@ log = logging.getLogger(__name__)
 NO_MENTIONS = discord.AllowedMentions.none()
 # Set by a cog-level handler that already answered, so the tree-level handler stays quiet.
 HANDLED = "storybot.error_handled"
+# Set by a command whose "thinking..." placeholder is ephemeral: an error may replace it there.
+PRIVATE_DEFER = "storybot.private_defer"
 # Set once a stream posted into the deferred reply: error messages must not overwrite it.
 STREAMING = "storybot.streaming"
 # Errors whose message is written for users (UserError, SettingError, StorageUnavailable) or by
@@ -71,8 +73,9 @@ async def report_error(interaction: discord.Interaction, error: BaseException) -
 async def reply_privately(interaction: discord.Interaction, text: str) -> None:
     """Reply so that, where Discord allows it, only the user sees it.
 
-    A command deferred with a public "thinking..." placeholder can only resolve that
-    placeholder, so the reply replaces it there (unless a stream already took it over).
+    A private "thinking..." placeholder is replaced by the reply. A public one is deleted and
+    the reply follows privately, so that no refusal is left in the channel (a stream that took
+    the placeholder over keeps it, and the reply follows privately too).
     """
     response = interaction.response
     text = defuse_mentions(text)  # refusals quote what members typed
@@ -81,7 +84,11 @@ async def reply_privately(interaction: discord.Interaction, text: str) -> None:
             await response.send_message(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
         elif (response.type is discord.InteractionResponseType.deferred_channel_message
               and not interaction.extras.get(STREAMING)):
-            await interaction.edit_original_response(content=text, view=None, allowed_mentions=NO_MENTIONS)
+            if interaction.extras.get(PRIVATE_DEFER):
+                await interaction.edit_original_response(content=text, view=None, allowed_mentions=NO_MENTIONS)
+                return
+            await interaction.delete_original_response()
+            await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
         else:
             await interaction.followup.send(text, ephemeral=True, allowed_mentions=NO_MENTIONS)
     except discord.HTTPException as failure:  # the interaction expired or Discord is down

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 from bot.formatting import defuse_mentions
 from bot.limits import MESSAGE_LIMIT, THREAD_NAME_CHARS, WRITING_MARKER
+from bot.paragraph_facts import ParagraphFacts, facts_text
 from bot.storage import Story, Turn
 
 FENCE = "```"
@@ -114,9 +115,15 @@ class PageLayout:
             limit -= len(safe_head) - self.budget
 
 
+# What a title drops: mentions (users, roles, channels, @everyone/@here), custom emoji, link
+# targets, and markdown's marks (bold, italics, strike, spoilers, code, quotes, headings).
+_TITLE_NOISE = re.compile(r"<(?:@[!&]?|#)\d+>|<a?:\w+:\d+>|@(?:everyone|here)\b|\]\([^)]*\)|[*_~`|>#\\\[\]]")
+
+
 def thread_name(topic: str) -> str:
-    """A thread title from a story's topic, cut at a word when too long for Discord."""
-    name = " ".join(topic.split()) or "A story"
+    """A clean thread title from a story's topic: no mention syntax or markdown, cut at a word
+    when too long for Discord (THREAD_NAME_CHARS, under its 100)."""
+    name = " ".join(_TITLE_NOISE.sub(" ", topic).split()).strip(" -:") or "A story"
     if len(name) <= THREAD_NAME_CHARS:
         return name
     cut = name.rfind(" ", 0, THREAD_NAME_CHARS - 1)
@@ -134,6 +141,9 @@ def story_markdown(story: Story, turns: Sequence[Turn]) -> str:
             if turn.direction:
                 lines += [f"*({turn.direction})*", ""]
             lines.append(turn.text)
+            facts = ParagraphFacts.from_dict(turn.facts)
+            if facts is not None:
+                lines += ["", f"*{facts_text(facts)}*"]
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
 

@@ -1,6 +1,7 @@
 """Streams a Generation into Discord messages.
 
-While waiting in line the message shows the queue position (refreshed); while writing, the
+While waiting behind others the message shows the place in line (refreshed), while the model
+loads it says so; while writing, the
 text so far with the writing marker, edited at most once per edit interval; past the message
 limit the text rolls into new messages, cut where markdown allows. All generated text has its
 mentions defused, and every send and edit says allowed_mentions=none. The last render (full
@@ -22,7 +23,9 @@ import discord
 from bot.discord.errors import NO_MENTIONS, STREAMING, error_id
 from bot.discord.pages import PageLayout
 from bot.discord.views import Phase, buttons_for
+from bot.generation import Progress
 from bot.limits import EDIT_INTERVAL_S, INTERACTION_TOKEN_S, QUEUE_POSITION_INTERVAL_S, WRITING_MARKER
+from bot.paragraph_facts import facts_text
 from bot.service import Generation
 from bot.story_text import DISCORD_STYLE, StoryText
 
@@ -31,8 +34,10 @@ T = TypeVar("T")
 
 TOKEN_MARGIN_S = 60.0  # stop using an interaction token this long before Discord expires it
 WAITING = "⏳ Waiting in line: number {position}…"
+LOADING = "⏳ Loading the model…"
 STARTING = WRITING_MARKER.strip()
 STOPPED = DISCORD_STYLE.stopped
+FOOTER = "-# {facts}"  # Discord's small text, under the paragraph
 NOTHING = "*(nothing was written this time: try again, perhaps with another topic)*"
 EMPTY_POLL_S = 0.05  # how often a shutdown looks whether the last streams are done
 
@@ -149,10 +154,9 @@ class ActiveGenerations:
         while self._running and asyncio.get_running_loop().time() < deadline:
             await asyncio.sleep(EMPTY_POLL_S)
 
-    def position_of(self, user_id: int) -> int | None:
-        """The best place in line of this user's waiting requests, if any."""
-        places = [p for g in self._running if g.place.user_id == user_id and (p := g.position()) is not None]
-        return min(places, default=None)
+    def progress_of(self, user_id: int) -> list[Progress]:
+        """Where each of this user's requests being streamed stands."""
+        return [g.progress() for g in self._running if g.place.user_id == user_id]
 
 
 class StoryStream:
@@ -183,6 +187,8 @@ class StoryStream:
                 if not self._finished.is_set():
                     await self._render(final=False)
             await reader
+            if self.generation.facts is not None and self.story.ending in ("", STOPPED):
+                self.story.footer = FOOTER.format(facts=facts_text(self.generation.facts))
             await self._render(final=True)
         except discord.NotFound:  # someone deleted the message: stop writing into the void
             log.info("a streamed message was deleted; stopping its generation")
@@ -234,11 +240,18 @@ class StoryStream:
         tail = pages[-1]
         if tail.strip():
             pages[-1] = tail + WRITING_MARKER
-        elif self.story.started or (position := self.generation.position()) is None:
-            pages[-1] = STARTING
         else:
-            pages[-1] = WAITING.format(position=position)
+            pages[-1] = STARTING if self.story.started else self._before_start()
         return pages
+
+    def _before_start(self) -> str:
+        """A line in front of others, or the model loading, is said; else it starts at once."""
+        progress = self.generation.progress()
+        if progress.state == "loading":
+            return LOADING
+        if progress.state == "waiting" and progress.position is not None:
+            return WAITING.format(position=progress.position)
+        return STARTING
 
     async def _render(self, final: bool) -> None:
         """Bring Discord in line with the text: edit changed pages, post new ones."""

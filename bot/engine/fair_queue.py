@@ -52,15 +52,23 @@ class FairQueue(Generic[W]):
     def add(self, item: W, estimated_wait_s: Callable[[int], float]) -> None:
         """Queue `item` or raise QueueFull / UserBusy without queueing it."""
         with self._lock:
-            waiting = sum(len(lane) for lane in self._lanes.values())
-            if waiting >= self.max_waiting:
-                raise QueueFull(estimated_wait_s(waiting))
+            self._refuse_if_no_room(item.user_id, estimated_wait_s)
             user = item.user_id
-            if user is not None and self._in_flight.get(user, 0) >= self.max_per_user:
-                raise UserBusy(self.max_per_user)
             if user is not None:
                 self._in_flight[user] = self._in_flight.get(user, 0) + 1
             self._lanes.setdefault(item.fairness_key, deque()).append(item)
+
+    def check_room(self, user_id: int | None, estimated_wait_s: Callable[[int], float]) -> None:
+        """Raise QueueFull / UserBusy if a request of this user would be refused now."""
+        with self._lock:
+            self._refuse_if_no_room(user_id, estimated_wait_s)
+
+    def _refuse_if_no_room(self, user_id: int | None, estimated_wait_s: Callable[[int], float]) -> None:
+        waiting = sum(len(lane) for lane in self._lanes.values())
+        if waiting >= self.max_waiting:
+            raise QueueFull(estimated_wait_s(waiting))
+        if user_id is not None and self._in_flight.get(user_id, 0) >= self.max_per_user:
+            raise UserBusy(self.max_per_user)
 
     def take(self, count: int, accept: Callable[[W], bool] = lambda _: True) -> list[W]:
         """Up to `count` items, one key at a time in rotation; skips items `accept` refuses."""

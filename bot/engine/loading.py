@@ -66,6 +66,11 @@ class ModelLoader:
             return ModelChoice(ModelState.FAILED, reason=self._errors[self.default_model])
         return LOADING
 
+    def is_loading(self, name: str) -> bool:
+        """Whether a request for `name` waits for a model being loaded (its own, or the default
+        it may fall back to)."""
+        return name not in self.models and (name in self._loading or self.default_model in self._loading)
+
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 

@@ -26,6 +26,8 @@ class EngineStats:
     models: tuple[str, ...]
     device: str
     uptime_s: float
+    requests_cancelled: int = 0
+    """Stopped by a member (Stop), counted apart from failures."""
 
 
 def percentile(values: list[float], q: float) -> float | None:
@@ -48,6 +50,7 @@ class Metrics:
         self.tokens_total = 0
         self.done = 0
         self.failed = 0
+        self.cancelled = 0
 
     def tokens(self, count: int) -> None:
         now = time.monotonic()
@@ -66,10 +69,12 @@ class Metrics:
         span = max(now - recent[0][0], 1.0)
         return sum(n for _, n in recent) / span
 
-    def finished(self, latency_s: float, ok: bool) -> None:
+    def finished(self, latency_s: float, ok: bool, cancelled: bool = False) -> None:
         with self._lock:
             if ok:
                 self.done += 1
                 self.latency.append(latency_s)
+            elif cancelled:
+                self.cancelled += 1
             else:
                 self.failed += 1

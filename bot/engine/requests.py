@@ -11,10 +11,12 @@ from enum import Enum
 from typing import Literal
 
 from bot.engine.detokenizer import IncrementalDetokenizer
+from bot.engine.paragraph_end import paragraph_end
 from models.base import Prompt, StepModel
 from models.params import GenerationParams
 from models.sampling import RowSampling
 
+ProgressState = Literal["waiting", "loading", "starting", "writing"]
 EventKind = Literal["started", "text", "variant_done", "done", "error", "cancelled"]
 TERMINAL = ("done", "error", "cancelled")
 # A prompt cut to fit the context window still leaves room for this many tokens (the shortest length).
@@ -53,6 +55,17 @@ class Event:
     fallback: Fallback | None = None
 
 
+@dataclass(frozen=True)
+class Progress:
+    """Where a request stands. "waiting": behind others for a place in the batch (`position` is
+    its place in that line, 1 = next); "loading": its model is being loaded; "starting": it will
+    join the batch at the next step; "writing": it runs (`tokens` written so far, all variants)."""
+
+    state: ProgressState
+    position: int | None = None
+    tokens: int = 0
+
+
 @dataclass
 class GenerationRequest:
     """A prompt with its settings, and whose turn it is (fairness) and whose it is (limits)."""
@@ -77,6 +90,9 @@ class RequestHandle:
         self.cancelled = False
         self.model_used: str | None = None
         self.variants_left = request.params.variants
+        self.tokens_written = 0  # all variants; the worker counts, the asyncio side reads
+        self.seed_used: int | None = None  # the seed drawn with (set or chosen); None for beam search
+        self.cut_at: int | None = None  # tokens written when the length limit cut a variant
         self.texts: dict[int, str] = {}
         self._loop = loop
         self._events: asyncio.Queue[Event] = asyncio.Queue()
@@ -117,6 +133,7 @@ class Row:
     detokenizer: IncrementalDetokenizer
     text: str = ""
     sent: int = 0  # characters of `text` already streamed
+    floor: int = 0  # characters of `text` written before min_new_tokens: no paragraph ends inside
     first_token_at: float | None = None
     finished_reason: str | None = None
     error: str | None = None  # why it failed (one line), with `failure` saying how
@@ -147,6 +164,8 @@ class Row:
         before = self.text  # a stop can only end in what this token added
         self.detokenizer.push(token)
         self.text = self.detokenizer.text.lstrip()
+        if count + 1 < params.min_new_tokens:
+            self.floor = len(self.text)
         if count + 1 >= params.max_new_tokens:
             self.finish(self.detokenizer.final_text(), "length")
             return
@@ -162,16 +181,17 @@ class Row:
             self.sent = len(visible)
 
     def _stop_found(self, params: GenerationParams, before: str) -> bool:
-        """Finish at the first stop string or paragraph break. Only the end of the text is
-        searched: `before`, the text until this token, was searched already."""
+        """Finish at the first stop string or paragraph break. Only text not yet streamed may
+        be cut (what members saw stays), and only the end of the text is searched for a stop
+        string: `before`, the text until this token, was searched already."""
         body = self.text
         cut = -1
         if params.stop:
-            cut = body.find(params.stop, max(0, len(before) - len(params.stop) + 1))
+            cut = body.find(params.stop, max(self.sent, len(before) - len(params.stop) + 1, 0))
         if params.stop_at_paragraph:
-            # A break counts once text follows it, so it lies in before's trailing whitespace.
-            para = body.find("\n\n", len(before.rstrip()))
-            if para >= 0 and body[para:].strip():
+            para = paragraph_end(body, self.floor, max(self.sent, len(before.rstrip())),
+                                 self.handle.request.prompt.topic)
+            if para is not None:
                 cut = para if cut < 0 else min(cut, para)
         if cut < 0:
             return False

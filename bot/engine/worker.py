@@ -13,6 +13,7 @@ import asyncio
 import dataclasses
 import itertools
 import logging
+import secrets
 import threading
 import time
 from collections.abc import Callable
@@ -27,6 +28,7 @@ from bot.engine.requests import (
     Failure,
     GenerationRequest,
     PreparedRequest,
+    Progress,
     RequestHandle,
     Row,
     fit_to_window,
@@ -35,13 +37,22 @@ from bot.engine.requests import (
 )
 from bot.limits import DEFAULT_MAX_BATCH
 from models.base import StepModel, UnsupportedStrategy
-from models.params import GenerationParams
+from models.params import SETTINGS, GenerationParams
 from models.sampling import choose_tokens
 
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.05  # how long the idle worker sleeps before looking at the queue again
 DRAIN_POLL_S = 0.05  # how often a shutdown looks whether the running requests are done
+SEED_LIMIT = int(SETTINGS["seed"].maximum or 2**31 - 1) + 1  # a drawn seed is one a member can set
+
+
+def seed_of(handle: RequestHandle, params: GenerationParams) -> int:
+    """The request's seed: the one set, else one drawn now and kept on the handle, so that the
+    paragraph can be written again with `/settings set seed` (variant v draws with seed + v)."""
+    if handle.seed_used is None:
+        handle.seed_used = params.seed if params.seed is not None else secrets.randbelow(SEED_LIMIT)
+    return handle.seed_used
 
 
 class _ModelBatch:
@@ -120,9 +131,28 @@ class Engine:
         self._wake.set()
         return handle
 
+    def check_room(self, user_id: int | None) -> None:
+        """Raise QueueFull or UserBusy if `submit` would refuse this user's request now."""
+        self.queue.check_room(user_id, self._estimate_wait)
+
     def position(self, handle: RequestHandle) -> int | None:
-        """1-based place of a request in the waiting line, or None once it runs."""
-        return self.queue.position(handle)
+        """1-based place of a request in the line of those waiting behind others, or None if
+        it is not waiting (it runs, or joins the batch at the next step)."""
+        return self.progress(handle).position
+
+    def progress(self, handle: RequestHandle) -> Progress:
+        """Where a request stands. It waits only behind others: a request that fits into the
+        batch's free places joins at the next step, so it is "starting", not in a line."""
+        in_queue = self.queue.position(handle)
+        if in_queue is None:
+            return Progress("writing", tokens=handle.tokens_written)
+        if self._loader.is_loading(handle.request.params.model):
+            return Progress("loading")
+        running = sum(len(batch.rows) for batch in list(self._batches.values()))
+        free = max(0, self.max_batch - running)
+        if in_queue <= free:
+            return Progress("starting")
+        return Progress("waiting", position=in_queue - free)
 
     def cancel(self, handle: RequestHandle) -> None:
         """Stop a request: at once if it waits, at the next step if it runs."""
@@ -138,7 +168,7 @@ class Engine:
             tokens_per_s=m.tokens_per_s(), ttft_p50_s=percentile(list(m.ttft), 0.5),
             latency_p50_s=percentile(list(m.latency), 0.5), requests_done=m.done,
             requests_failed=m.failed, tokens_total=m.tokens_total, models=tuple(self._loader.models),
-            device=self.device, uptime_s=time.monotonic() - m.started,
+            device=self.device, uptime_s=time.monotonic() - m.started, requests_cancelled=m.cancelled,
         )
 
     def _estimate_wait(self, waiting: int) -> float:
@@ -220,7 +250,7 @@ class Engine:
         """Prefill new requests' rows together (one join of the batch state, not one each)."""
         model = batch.model
         rows = [Row.start(start.handle, v, start.prompt_ids, start.params, model,
-                          None if start.params.seed is None else start.params.seed + v)
+                          seed_of(start.handle, start.params) + v)
                 for start in starts for v in range(start.params.variants)]
         try:
             logits = model.prefill(batch.state, [row.prompt_ids for row in rows])
@@ -247,6 +277,7 @@ class Engine:
         for token in ids:
             row.sampling.push(token)
         self.metrics.tokens(len(ids))
+        handle.tokens_written += len(ids)
         row.finish(model.decode_text(ids), "length" if len(ids) >= p.max_new_tokens else "stop")
         self._deliver_final(row)
 
@@ -283,6 +314,7 @@ class Engine:
                 row.first_token_at = time.monotonic()
                 if row.variant == 0:
                     self.metrics.ttft.append(row.first_token_at - row.handle.submitted_at)
+            row.handle.tokens_written += 1
             try:
                 row.step(token, batch.model)
             except Exception as error:  # the tokenizer, say: it concerns this row only
@@ -351,6 +383,8 @@ class Engine:
         handle = row.handle
         handle.variants_left -= 1
         handle.texts[row.variant] = row.text
+        if row.finished_reason == "length":
+            handle.cut_at = max(handle.cut_at or 0, len(row.sampling.generated))
         if row.pending_text:
             handle.deliver(Event("text", text=row.take_pending(), variant=row.variant))
         handle.deliver(Event("variant_done", text=row.text, variant=row.variant,
@@ -365,7 +399,8 @@ class Engine:
 
     def _finish_handle(self, handle: RequestHandle, event: Event) -> None:
         self.queue.release(handle)
-        self.metrics.finished(time.monotonic() - handle.submitted_at, ok=event.kind == "done")
+        self.metrics.finished(time.monotonic() - handle.submitted_at, ok=event.kind == "done",
+                              cancelled=event.kind == "cancelled")
         handle.deliver(event)
 
     def _fail_everything(self, failure: Failure) -> None:

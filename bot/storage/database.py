@@ -62,6 +62,11 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX turns_created_at_idx ON turns (created_at)",
     ),
+    (
+        # What a generated paragraph was written with and how it ended (model, strategy, the
+        # settings that differed, the seed used, a cut by the length limit), for exports.
+        "ALTER TABLE turns ADD COLUMN facts_json TEXT NOT NULL DEFAULT '{}'",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

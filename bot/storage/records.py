@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal, get_args
 
 Scope = Literal["guild", "channel", "thread"]
@@ -45,11 +45,14 @@ class Turn:
     settings: dict[str, Any]
     created_at: float
     message_ids: tuple[int, ...]
+    facts: dict[str, Any] = field(default_factory=dict)
+    """How a generated paragraph was written (bot.paragraph_facts); empty for members' lines."""
 
 
 STORY_COLUMNS = "id, guild_id, channel_id, thread_id, author_id, topic, model, message_id, created_at, open"
 TURN_COLUMNS = (
-    "id, story_id, position, kind, author_id, direction, text, settings_json, created_at, message_ids_json"
+    "id, story_id, position, kind, author_id, direction, text, settings_json, created_at, message_ids_json,"
+    " facts_json"
 )
 
 
@@ -61,9 +64,10 @@ def story_of(row: Sequence[Any]) -> Story:
 
 
 def turn_of(row: Sequence[Any]) -> Turn:
-    id_, story_id, position, kind, author_id, direction, text, settings_json, created_at, ids_json = row
+    id_, story_id, position, kind, author_id, direction, text, settings_json, created_at, ids_json, facts = row
     settings, message_ids = json.loads(settings_json), tuple(json.loads(ids_json))
-    return Turn(id_, story_id, position, kind, author_id, direction, text, settings, created_at, message_ids)
+    return Turn(id_, story_id, position, kind, author_id, direction, text, settings, created_at, message_ids,
+                json.loads(facts))
 
 
 def check_scope(scope: str) -> None:

@@ -80,6 +80,14 @@ class StoriesTable(Database):
         )
         return story_of(row) if row else None
 
+    async def stories_here(self, channel_id: int) -> list[Story]:
+        """Every story started in this channel or living in this thread (what `forget` deletes)."""
+        rows = await self._fetchall(
+            f"SELECT {STORY_COLUMNS} FROM stories WHERE channel_id = ? OR thread_id = ? ORDER BY id",
+            (channel_id, channel_id),
+        )
+        return [story_of(row) for row in rows]
+
     # -- turns ----------------------------------------------------------------------------------
 
     async def add_turn(
@@ -91,34 +99,39 @@ class StoriesTable(Database):
         settings: dict[str, Any],
         author_id: int,
         direction: str | None = None,
+        facts: dict[str, Any] | None = None,
     ) -> Turn:
         """Append a turn at the story's next position (0 for the first)."""
         async with self.transaction() as conn:
-            return await self._insert_turn(conn, story_id, kind, text, settings, author_id, direction)
+            return await self._insert_turn(conn, story_id, kind, text, settings, author_id, direction, facts)
 
     async def start_story(self, *, guild_id: int | None, channel_id: int, author_id: int, topic: str,
-                          model: str, kind: TurnKind, text: str, settings: dict[str, Any]) -> tuple[Story, Turn]:
+                          model: str, kind: TurnKind, text: str, settings: dict[str, Any],
+                          facts: dict[str, Any] | None = None) -> tuple[Story, Turn]:
         """Record a new story together with its first turn: if the turn cannot be saved (disk
         full, a lock held elsewhere), no empty story is left behind either."""
         async with self.transaction() as conn:
             story = await self._insert_story(conn, guild_id, channel_id, author_id, topic, model)
-            return story, await self._insert_turn(conn, story.id, kind, text, settings, author_id, None)
+            return story, await self._insert_turn(conn, story.id, kind, text, settings, author_id, None, facts)
 
     async def _insert_turn(self, conn: aiosqlite.Connection, story_id: int, kind: TurnKind, text: str,
-                           settings: dict[str, Any], author_id: int, direction: str | None) -> Turn:
+                           settings: dict[str, Any], author_id: int, direction: str | None,
+                           facts: dict[str, Any] | None = None) -> Turn:
         if kind not in TURN_KINDS:
             raise ValueError(f"kind must be one of {TURN_KINDS}, got {kind!r}")
         # Computing the position inside the write transaction keeps positions gapless
         # and unique even when two continuations race.
         async with conn.execute(
             "INSERT INTO turns (story_id, position, kind, author_id, direction, text, settings_json,"
-            " created_at) VALUES (?, (SELECT COALESCE(MAX(position) + 1, 0) FROM turns"
-            f" WHERE story_id = ?), ?, ?, ?, ?, ?, ?) RETURNING {TURN_COLUMNS}",
-            (story_id, story_id, kind, author_id, direction, text, dumps(settings), self._clock()),
+            " created_at, facts_json) VALUES (?, (SELECT COALESCE(MAX(position) + 1, 0) FROM turns"
+            f" WHERE story_id = ?), ?, ?, ?, ?, ?, ?, ?) RETURNING {TURN_COLUMNS}",
+            (story_id, story_id, kind, author_id, direction, text, dumps(settings), self._clock(),
+             dumps(facts or {})),
         ) as cursor:
             return turn_of(await cursor.fetchone())  # type: ignore[arg-type]
 
-    async def replace_last_turn(self, story_id: int, *, text: str, settings: dict[str, Any]) -> Turn:
+    async def replace_last_turn(self, story_id: int, *, text: str, settings: dict[str, Any],
+                                facts: dict[str, Any] | None = None) -> Turn:
         """Replace the text and settings of the story's last generated turn (Regenerate).
 
         The turn keeps its id, position and message ids; its created_at becomes now, since the
@@ -127,10 +140,10 @@ class StoriesTable(Database):
         placeholders = ", ".join("?" for _ in GENERATED_KINDS)
         async with self.transaction() as conn:
             async with conn.execute(
-                "UPDATE turns SET text = ?, settings_json = ?, created_at = ? WHERE id = ("
+                "UPDATE turns SET text = ?, settings_json = ?, created_at = ?, facts_json = ? WHERE id = ("
                 f"SELECT id FROM turns WHERE story_id = ? AND kind IN ({placeholders})"
                 f" ORDER BY position DESC LIMIT 1) RETURNING {TURN_COLUMNS}",
-                (text, dumps(settings), self._clock(), story_id, *GENERATED_KINDS),
+                (text, dumps(settings), self._clock(), dumps(facts or {}), story_id, *GENERATED_KINDS),
             ) as cursor:
                 row = await cursor.fetchone()
         if row is None:

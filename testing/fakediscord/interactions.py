@@ -13,6 +13,7 @@ from .world import World
 # Interaction types.
 APPLICATION_COMMAND = 2
 MESSAGE_COMPONENT = 3
+APPLICATION_COMMAND_AUTOCOMPLETE = 4
 
 # Interaction callback (response) types.
 CHANNEL_MESSAGE = 4

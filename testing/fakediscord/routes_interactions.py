@@ -110,7 +110,7 @@ class InteractionRoutes:
         if problem is not None:
             return problem
         original = ix.original
-        if original is not None and original.loading and not ix.followup_ids:
+        if original is not None and original.loading and not original.deleted and not ix.followup_ids:
             self.world.edit_message(original, body.data, body.files)
             message = original
             await self.events.message_updated(message)

@@ -243,6 +243,19 @@ class FakeDiscord:
         """A user runs a synced slash command; see ``UserActions.slash``."""
         return await self.users.slash(guild_id, channel_id, user_id, name, options, subcommand, group)
 
+    async def autocomplete(
+        self,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        name: str,
+        typed: dict[str, str],
+        focused: str,
+        subcommand: str | None = None,
+    ) -> FakeInteraction:
+        """A user types into an option with autocomplete; see ``UserActions.autocomplete``."""
+        return await self.users.autocomplete(guild_id, channel_id, user_id, name, typed, focused, subcommand)
+
     async def click(
         self, guild_id: int, channel_id: int, user_id: int, message_id: int, custom_id: str, **kwargs: Any
     ) -> FakeInteraction:

@@ -8,7 +8,12 @@ from typing import Any
 from .builders import channel_json, member_json, message_json
 from .events import EventPublisher
 from .gateway import Gateway
-from .interactions import APPLICATION_COMMAND, MESSAGE_COMPONENT, FakeInteraction
+from .interactions import (
+    APPLICATION_COMMAND,
+    APPLICATION_COMMAND_AUTOCOMPLETE,
+    MESSAGE_COMPONENT,
+    FakeInteraction,
+)
 from .models import FakeMessage
 from .options import Option, build_options
 from .world import World
@@ -49,6 +54,31 @@ class UserActions:
         if resolved:
             data["resolved"] = resolved
         return await self._interact(APPLICATION_COMMAND, guild_id, channel_id, user_id, data, locale)
+
+    async def autocomplete(
+        self,
+        guild_id: int,
+        channel_id: int,
+        user_id: int,
+        name: str,
+        typed: dict[str, str],
+        focused: str,
+        subcommand: str | None = None,
+    ) -> FakeInteraction:
+        """A user types into ``focused`` (string options only, as typed so far, unchecked)."""
+        command = self.world.find_command(name, guild_id)
+        if command is None:
+            raise LookupError(f"/{name} is not registered for guild {guild_id} or globally")
+        options: list[dict[str, Any]] = [
+            {"name": key, "type": 3, "value": value, **({"focused": True} if key == focused else {})}
+            for key, value in typed.items()
+        ]
+        if subcommand is not None:
+            options = [{"name": subcommand, "type": 1, "options": options}]
+        data: dict[str, Any] = {"id": command["id"], "name": name, "type": 1, "options": options}
+        if command.get("guild_id"):
+            data["guild_id"] = command["guild_id"]
+        return await self._interact(APPLICATION_COMMAND_AUTOCOMPLETE, guild_id, channel_id, user_id, data, "en-US")
 
     async def click(
         self,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from typing import Any
 
 from bot.console import Console
 from bot.engine.requests import Event
@@ -29,6 +30,7 @@ class ScriptedGeneration:
 
     events_to_send: list[Event]
     params: GenerationParams
+    facts: Any = None  # how the paragraph was written (the console prints it under the text)
 
     async def events(self) -> AsyncIterator[Event]:
         for event in self.events_to_send:

@@ -36,7 +36,7 @@ async def test_hostile_topics_over_the_wire_get_a_paragraph_or_a_clear_reply(
         (thread,) = await rig.fake.wait_until(lambda: rig.fake.threads_of(rig.seed.general.id))
     assert too_long.content == "Sorry: the topic is too long (6000 characters; at most 300)"
     assert invisible.content == "Sorry: give me a topic, for example: /write topic: a lighthouse keeper"
-    assert written.content.strip() and thread.name == f"```py @everyone <@{admin}> evil zero width ```"
+    assert written.content.strip() and thread.name == "py evil zero width"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "an input was logged as a failure"
 
 

@@ -31,5 +31,5 @@ async def test_compare_posts_one_titled_paragraph_per_model_and_stores_nothing(r
 async def test_compare_with_an_empty_topic_is_refused_clearly(rig: DiscordRig) -> None:
     async with rig.running():
         ix = await rig.slash(rig.seed.general.id, rig.seed.user.id, "compare", {"topic": "   "})
-        final = await rig.final(ix)
+        final = await rig.private_answer(ix)
     assert "give me a topic" in final.content

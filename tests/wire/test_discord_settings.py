@@ -17,7 +17,7 @@ async def answer(rig: DiscordRig, channel_id: int, user_id: int, sub: str, optio
 async def test_settings_show_works_for_everyone_and_is_private(rig: DiscordRig) -> None:
     async with rig.running():
         shown = await answer(rig, rig.seed.general.id, rig.seed.user.id, "show", {})
-    assert shown.ephemeral and "max_new_tokens = 16  (8 to 512)" in shown.content
+    assert shown.ephemeral and "max_new_tokens = 16  (server; 8 to 512)" in shown.content
 
 
 async def test_a_member_without_manage_channels_cannot_change_settings(rig: DiscordRig) -> None:
@@ -87,5 +87,5 @@ async def test_stats_reports_the_engine(rig: DiscordRig) -> None:
         await rig.final(await rig.slash(rig.seed.general.id, rig.seed.user.id, "write", {"topic": "moss"}))
         ix = await rig.slash(rig.seed.general.id, rig.seed.user.id, "stats")
         stats = await ix.wait_until_original(lambda m: bool(m.content))
-    assert stats.ephemeral and "requests: 1 done, 0 failed" in stats.content
+    assert stats.ephemeral and "requests: 1 done, 0 stopped, 0 failed" in stats.content
     assert "device: cpu" in stats.content and "your position" not in stats.content

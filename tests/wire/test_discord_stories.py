@@ -8,7 +8,7 @@ from bot.discord.stream import STOPPED
 from bot.discord.views import CONTINUE_ID, REGENERATE_ID, STOP_ID
 from bot.limits import WRITING_MARKER
 from testing.buttons import button_ids, raw_button_ids
-from tests.conftest import DISCORD_TEST_SETTINGS, DiscordRig
+from tests.conftest import DISCORD_TEST_SETTINGS, DiscordRig, paragraph_of
 
 EPHEMERAL_REPLY = 4  # interaction callback: a message (ours are ephemeral answers)
 DEFERRED_UPDATE = 6  # interaction callback: a click acknowledged without a new message
@@ -31,7 +31,7 @@ async def test_continue_button_writes_the_next_paragraph_into_the_thread(rig: Di
         turns = await bot.service.storage.turns(story.id)
     assert rig.fake.interaction_responses(click.id)[0].json == {"type": DEFERRED_UPDATE}
     assert button_ids(second) == [CONTINUE_ID, REGENERATE_ID]  # only the newest paragraph has buttons
-    assert [t.kind for t in turns] == ["write", "continue"] and turns[1].text == second.content
+    assert [t.kind for t in turns] == ["write", "continue"] and turns[1].text == paragraph_of(second.content)
 
 
 async def test_continue_button_still_works_after_a_restart(rig: DiscordRig) -> None:
@@ -42,7 +42,7 @@ async def test_continue_button_still_works_after_a_restart(rig: DiscordRig) -> N
         await rig.click(rig.seed.general.id, rig.seed.user.id, first.id, CONTINUE_ID)
         second = await rig.final_in(first.id)
         turns = await restarted.service.storage.turns(story.id)
-    assert [t.kind for t in turns] == ["write", "continue"] and second.content == turns[1].text
+    assert [t.kind for t in turns] == ["write", "continue"] and paragraph_of(second.content) == turns[1].text
 
 
 async def test_a_double_click_on_continue_writes_one_paragraph(rig: DiscordRig) -> None:
@@ -66,7 +66,7 @@ async def test_regenerate_rewrites_the_paragraph_in_its_own_message(rig: Discord
                                   and button_ids(first) == [CONTINUE_ID, REGENERATE_ID])
         turns = await bot.service.storage.turns(story.id)
     assert rig.fake.interaction_responses(click.id)[0].json == {"type": DEFERRED_UPDATE}
-    assert [t.text for t in turns] == [first.content] and before in first.history
+    assert [t.text for t in turns] == [paragraph_of(first.content)] and before in first.history
     assert len(rig.fake.messages_in(rig.seed.general.id)) == 1
 
 
@@ -83,17 +83,26 @@ async def test_regenerate_on_an_older_paragraph_is_refused(rig: DiscordRig) -> N
     assert answer.ephemeral and answer.content.startswith("Sorry: only the newest paragraph")
 
 
-async def test_stop_cancels_the_paragraph_being_written(rig: DiscordRig) -> None:
+async def test_stop_keeps_the_paragraph_with_its_buttons_and_continue_goes_on_from_it(rig: DiscordRig) -> None:
     slow = {**DISCORD_TEST_SETTINGS, "max_new_tokens": 200}
+    general = rig.seed.general.id
     async with rig.running(step_delay_s=0.05, settings=slow) as bot:
-        ix = await rig.slash(rig.seed.general.id, rig.seed.user.id, "write", {"topic": "a long road"})
+        ix = await rig.slash(general, rig.seed.user.id, "write", {"topic": "a long road"})
         writing = await ix.wait_until_original(lambda m: m.content.endswith(WRITING_MARKER))
         assert button_ids(writing) == [STOP_ID]
-        await rig.click(rig.seed.general.id, rig.seed.user.id, writing.id, STOP_ID)
+        await rig.click(general, rig.seed.user.id, writing.id, STOP_ID)
         final = await rig.final(ix)
-        stored = await bot.service.storage.latest_story(rig.seed.general.id)
-    assert final.content.endswith(STOPPED) and final.components == []
-    assert stored is None and rig.fake.threads_of(rig.seed.general.id) == []
+        story = await rig.until(lambda: bot.service.storage.story_for_thread(final.id))
+        stored = await bot.service.storage.turns(story.id)
+        await rig.fake.wait_until(lambda: button_ids(final) == [CONTINUE_ID, REGENERATE_ID])
+        await rig.click(general, rig.seed.user.id, final.id, CONTINUE_ID)
+        after = await rig.final_in(final.id)
+        turns = await bot.service.storage.turns(story.id)
+    kept, footer = paragraph_of(final.content), final.content.rsplit("\n", 1)[-1]
+    assert kept.endswith(STOPPED) and footer.startswith("-# ") and footer.endswith("· stopped")
+    (turn,) = stored
+    assert turn.facts["stopped"] is True and kept.startswith(turn.text) and turn.text.strip()
+    assert [t.kind for t in turns] == ["write", "continue"] and paragraph_of(after.content) == turns[1].text
 
 
 async def test_stop_by_another_member_is_refused(rig: DiscordRig) -> None:
@@ -108,7 +117,7 @@ async def test_stop_by_another_member_is_refused(rig: DiscordRig) -> None:
         await rig.click(rig.seed.general.id, rig.seed.admin.id, writing.id, STOP_ID)  # a moderator may
         final = await rig.final(ix)
     assert refused.original.ephemeral and "only the member who asked" in refused.original.content
-    assert final.content.endswith(STOPPED)
+    assert STOPPED in final.content
 
 
 async def test_continue_command_writes_in_the_thread_with_a_direction(rig: DiscordRig) -> None:
@@ -161,7 +170,7 @@ async def test_forget_needs_manage_messages_and_then_deletes_the_history(rig: Di
         done = await rig.slash(general, rig.seed.admin.id, "forget")
         await done.wait_until_original(lambda m: bool(m.content))
         after = await rig.slash(first.id, rig.seed.user.id, "continue")
-        nothing = await rig.final(after)
+        nothing = await rig.private_answer(after)
         left = await bot.service.storage.latest_story(general)
     assert refused.original.ephemeral
     assert refused.original.content == "Sorry: forgetting history needs the Manage Messages permission"
@@ -183,4 +192,4 @@ async def test_story_export_attaches_the_whole_story_as_markdown(rig: DiscordRig
     (attachment,) = reply.attachments
     text = attachment.data.decode("utf-8")
     assert reply.ephemeral and attachment.filename == f"story-{story.id}-owls-at-night.md"
-    assert text.startswith("# Owls at night\n") and first.content in text and "> An owl called twice." in text
+    assert text.startswith("# Owls at night\n") and paragraph_of(first.content) in text and "> An owl called twice." in text

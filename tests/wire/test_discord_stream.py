@@ -13,7 +13,7 @@ import pytest
 
 from bot.discord.pages import FENCE
 from bot.discord.views import CONTINUE_ID, REGENERATE_ID
-from bot.engine.requests import Event
+from bot.engine.requests import Event, Progress
 from bot.limits import MESSAGE_LIMIT
 from bot.service import Place
 from models.params import GenerationParams
@@ -32,6 +32,7 @@ class ScriptedGeneration:
         self.turn: Any = None
         self.story: Any = None
         self.title = ""
+        self.facts: Any = None
 
     async def events(self) -> AsyncIterator[Event]:
         for event in self.script:
@@ -44,6 +45,9 @@ class ScriptedGeneration:
 
     def position(self) -> int | None:
         return None
+
+    def progress(self) -> Progress:
+        return Progress("starting")
 
     def cancel(self) -> None:
         pass

@@ -12,7 +12,7 @@ from bot.discord.views import CONTINUE_ID, REGENERATE_ID
 from bot.limits import DEFER_DEADLINE_S, WRITING_MARKER
 from bot.service import Place
 from testing.buttons import button_ids
-from tests.conftest import DISCORD_TEST_SETTINGS, DISCORD_TEST_TIMING, DiscordRig
+from tests.conftest import DISCORD_TEST_SETTINGS, DISCORD_TEST_TIMING, DiscordRig, paragraph_of
 
 SLOW = {**DISCORD_TEST_SETTINGS, "max_new_tokens": 24}  # long enough to see several edits
 
@@ -42,7 +42,7 @@ async def test_a_new_story_gets_a_thread_named_after_its_topic(rig: DiscordRig) 
         turns = await bot.service.storage.turns(story.id)
     assert (thread.id, thread.name) == (final.id, "bread rising at dawn")
     assert story.message_id == final.id and story.topic == "bread rising at dawn"
-    assert [t.text for t in turns] == [final.content] and place.conversation_id == thread.id
+    assert [t.text for t in turns] == [paragraph_of(final.content)] and place.conversation_id == thread.id
 
 
 async def test_with_story_threads_off_the_story_stays_in_the_channel(rig: DiscordRig) -> None:
@@ -58,7 +58,7 @@ async def test_with_story_threads_off_the_story_stays_in_the_channel(rig: Discor
         turns = await bot.service.storage.turns(story.id)
     assert rig.fake.threads_of(general) == [] and story.thread_id is None and story.message_id == final.id
     assert buttons == [CONTINUE_ID, REGENERATE_ID] and follow is not None
-    assert [t.text for t in turns] == [final.content, after.content]  # Continue goes on in the channel
+    assert [t.text for t in turns] == [paragraph_of(final.content), paragraph_of(after.content)]  # Continue goes on in the channel
     assert after.channel_id == general and button_ids(after) == [CONTINUE_ID, REGENERATE_ID]
 
 
@@ -105,7 +105,7 @@ async def test_a_queued_write_shows_and_updates_its_position(rig: DiscordRig) ->
         stats = await rig.slash(seed.second.id, third.id, "stats")
         stats_reply = await stats.wait_until_original(lambda m: bool(m.content))
         finals = [await rig.final(ix) for ix in (first, second, last)]
-    assert "your position: 2" in stats_reply.content and stats_reply.ephemeral
+    assert "your request: waiting, number 2 in line" in stats_reply.content and stats_reply.ephemeral
     assert WAITING.format(position=1) in finals[1].history
     waited = [text for text in finals[2].history if text.startswith("⏳")]
     assert waited[0] == WAITING.format(position=2) and waited[-1] == WAITING.format(position=1)

@@ -29,7 +29,7 @@ from models.base import Prompt
 from models.params import GenerationParams
 from testing.buttons import button_ids
 from testing.fakediscord.gateway import IDENTIFY, RESUME
-from tests.conftest import DISCORD_TEST_SETTINGS, DiscordRig, ScriptedModel, is_final
+from tests.conftest import DISCORD_TEST_SETTINGS, DiscordRig, ScriptedModel, is_final, paragraph_of
 
 SLOW = {**DISCORD_TEST_SETTINGS, "max_new_tokens": 24}  # long enough to fault in the middle
 NOT_SAVED = "Sorry: I wrote this paragraph but could not save it"
@@ -89,7 +89,7 @@ async def serves_a_fresh_write(rig: DiscordRig, bot: Any, channel_id: int) -> An
     ix = await write(rig, channel_id, rig.seed.admin.id, "after the storm")
     final = await rig.final(ix)
     assert_complete_once(final)
-    assert await stored_turns(rig, bot.service.storage, final) == [final.content]
+    assert await stored_turns(rig, bot.service.storage, final) == [paragraph_of(final.content)]
     return final
 
 
@@ -118,7 +118,7 @@ async def test_ten_percent_429s_and_5xx_on_every_call_still_end_each_write_compl
     for final in finals:
         assert_complete_once(final)
     assert_one_reply_per_interaction(rig, sent)
-    assert stored == [[final.content] for final in finals]
+    assert stored == [[paragraph_of(final.content)] for final in finals]
     threads = sum(len(fake.threads_of(channel)) for channel in channels)
     assert threads == counts["stories"] == counts["turns"] == WRITES_UNDER_FAULTS + 1
 
