@@ -181,10 +181,14 @@ class Service:
         return self._submit(place, kind, story.topic, params, prompt, story, last.direction, replace_last=True,
                             defaults=params)
 
-    async def compare(self, place: Place, topic: str, models: tuple[str, ...] = COMPARE_MODELS) -> list[Generation]:
-        """The same topic from every backend, each with this channel's other settings."""
+    async def compare(self, place: Place, topic: str, models: tuple[str, ...] | None = None) -> list[Generation]:
+        """The same topic from every backend, each with this channel's other settings. By default
+        the built-in backends, then the channel's own model when it is another one (a fine-tuned
+        folder the owner offers, say), so that it is compared with them."""
         topic = clean_topic(topic)
         base = await self._params(place, None)
+        if models is None:
+            models = COMPARE_MODELS + (() if base.model in COMPARE_MODELS else (base.model,))
         self._check_accepting()
         self._check_cooldown(place.user_id)
         generations: list[Generation] = []
