@@ -19,7 +19,9 @@ FIRST_REQUEST = "Write a paragraph about {topic}."
 STORY_REQUEST = (
     "Here is a story about {topic}, so far:\n\n{story}\n\n"
     "Write the next paragraph of this story. Move the story forward with new events, actions or "
-    "discoveries that follow from the last paragraph. Do not repeat or retell what already happened."
+    "discoveries that follow from the last paragraph. Do not repeat or retell what already happened. "
+    # Named again at the end: a small model follows what it read last, and a long story drifts.
+    "Keep the story about {topic}."
 )
 DIRECTION = " In this paragraph: {direction}."
 OMITTED = "[...]"  # stands for the paragraphs a cut story leaves out of a chat prompt
