@@ -174,8 +174,7 @@ class Console:
                             'put a value with spaces in "double quotes"') from None
         action = words[0].lower()
         if action == "show":
-            params, sources = await self.service.settings_with_sources(self.place)
-            self.say(settings_table(params, sources, self.service.models))
+            self.say(settings_table(await self.service.effective_settings(self.place), self.service.models))
         elif action == "set" and len(words) >= 3:
             self.say(await self.service.set_setting(self.place, words[1], " ".join(words[2:])))
         elif action == "reset":

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 
 from bot.engine.metrics import EngineStats
 from bot.engine.requests import Progress
-from models.params import SETTINGS, GenerationParams
+from bot.preferences import ALL_SETTINGS, EffectiveSettings
 
 _MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
 _MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
@@ -23,13 +23,13 @@ def defuse_mentions(text: str) -> str:
     return _MENTION.sub(lambda m: "<" + m.group(1) + ZERO_WIDTH_SPACE + m.group(2) + ">", text)
 
 
-def settings_table(params: GenerationParams, sources: dict[str, str] | None = None,
-                   models: Sequence[str] = ()) -> str:
+def settings_table(settings: EffectiveSettings, models: Sequence[str] = ()) -> str:
     """One line per setting: name, value, where the value comes from, and what it may be (the
     offered models for `model`)."""
     lines = []
-    for name, spec in SETTINGS.items():
-        value = getattr(params, name)
+    sources = settings.sources
+    for name, spec in ALL_SETTINGS.items():
+        value = settings.value(name)
         shown = "unset" if value is None else ("on" if value is True else "off" if value is False else value)
         if value == "":
             shown = "(none)"

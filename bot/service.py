@@ -22,9 +22,11 @@ from bot.generation import Generation, GenerationControls, GenerationKind, Gener
 from bot.limits import COOLDOWN_S, MAX_DIRECTION_CHARS, MAX_TOPIC_CHARS
 from bot.messages import FORGOTTEN, NoStory, PermissionDenied, ShuttingDown, UserError
 from bot.place import Place
+from bot.preferences import ALL_SETTINGS, ChannelPreferences, EffectiveSettings, parse_setting, setting_names
 from bot.storage import Scope, Storage, Story, Turn, TurnKind
 from models.base import Prompt
-from models.params import SETTINGS, GenerationParams, SettingError, parse_setting, setting_names, show_value
+from models.params import SETTINGS as GENERATION_SETTINGS
+from models.params import GenerationParams, SettingError, show_value
 from models.registry import BUILT_IN_MODELS
 
 log = logging.getLogger(__name__)
@@ -66,25 +68,28 @@ class Service:
 
     # -- settings -----------------------------------------------------------------------------
     async def settings_for(self, place: Place) -> GenerationParams:
-        """Built-in < server < channel < thread."""
-        return (await self.settings_with_sources(place))[0]
+        """The generation settings in effect here: built-in < server < channel < thread."""
+        return (await self.effective_settings(place)).params
 
-    async def settings_with_sources(self, place: Place) -> tuple[GenerationParams, dict[str, str]]:
-        """The settings in effect here, and where each value comes from: "built-in", "server",
-        "channel" or "thread" (the layer that set it last)."""
+    async def effective_settings(self, place: Place) -> EffectiveSettings:
+        """Every setting in effect here (generation settings and channel preferences), and the
+        layer each value comes from."""
         params = GenerationParams(model=self.default_model)
-        sources = dict.fromkeys(SETTINGS, "built-in")
+        preferences = ChannelPreferences()
+        sources = dict.fromkeys(ALL_SETTINGS, "built-in")
         layers: list[tuple[Scope, int | None]] = [("guild", place.guild_id), ("channel", place.channel_id),
                                                 ("thread", place.thread_id)]
         for scope, scope_id in layers:
             if scope_id is not None:
                 stored = await self.storage.get_settings(scope, scope_id)
                 params = GenerationParams.from_dict(stored, params)
-                sources.update(dict.fromkeys((name for name in stored if name in SETTINGS), SOURCE_NAMES[scope]))
+                preferences = ChannelPreferences.from_dict(stored, preferences)
+                sources.update(dict.fromkeys((name for name in stored if name in ALL_SETTINGS),
+                                             SOURCE_NAMES[scope]))
         if params.model not in self.models:  # chosen when the owner still offered it
             params = params.replace(model=self.default_model)
             sources["model"] = "built-in"
-        return params, sources
+        return EffectiveSettings(params, preferences, sources)
 
     async def set_setting(self, place: Place, name: str, value: str, scope: str = "channel") -> str:
         """Change one setting at `scope` (server, channel, thread); returns a confirmation."""
@@ -93,9 +98,11 @@ class Service:
         key, parsed = parse_setting(name, value)
         if key == "model":
             self._check_model(parsed)
-        current = await self.settings_for(place)
-        changes = with_consistent_lengths(current, {key: parsed})
-        current.replace(**changes)  # validates cross-field rules such as min <= max
+        changes: dict[str, Any] = {key: parsed}
+        if key in GENERATION_SETTINGS:
+            current = await self.settings_for(place)
+            changes = with_consistent_lengths(current, changes)
+            current.replace(**changes)  # validates cross-field rules such as min <= max
         await self.storage.update_settings(db_scope, scope_id, changes)
         shown = "unset" if parsed is None else parsed
         also = "" if len(changes) == 1 else f" (min_new_tokens lowered to {parsed} to match)"
@@ -297,7 +304,7 @@ class Service:
         """(the settings with `overrides`, the settings in effect here without them)."""
         params = await self.settings_for(place)
         clean = {k: v for k, v in (overrides or {}).items() if v is not None}
-        unknown = [k for k in clean if k not in SETTINGS]
+        unknown = [k for k in clean if k not in GENERATION_SETTINGS]
         if unknown:
             raise UserError(f"unknown setting {unknown[0]!r}")
         if "model" in clean:
@@ -363,9 +370,9 @@ class Service:
 def check_setting_name(name: str) -> None:
     """Refuse an unknown setting name, suggesting the closest known one ("temprature")."""
     key = name.strip().lower().replace("-", "_").replace(" ", "_")
-    if key in SETTINGS:
+    if key in ALL_SETTINGS:
         return
-    close = difflib.get_close_matches(key, SETTINGS, n=1, cutoff=0.6)
+    close = difflib.get_close_matches(key, ALL_SETTINGS, n=1, cutoff=0.6)
     hint = f": did you mean {close[0]}?" if close else f"; settings are: {setting_names()}"
     raise UserError(f"unknown setting {show_value(name)}{hint}")
 

@@ -12,8 +12,8 @@ from discord.ext import commands
 from bot.discord.checks import place_of
 from bot.discord.errors import NO_MENTIONS
 from bot.formatting import settings_table
+from bot.preferences import ALL_SETTINGS, default_value
 from bot.service import SCOPE_NAMES
-from models.params import SETTINGS, GenerationParams
 
 if TYPE_CHECKING:
     from bot.discord.client import StoryBot
@@ -26,8 +26,8 @@ SCOPE_HELP = "Where the change applies: this channel (default), the whole server
 def name_suggestions(current: str) -> list[app_commands.Choice[str]]:
     """Setting names that contain what was typed (those starting with it first), with their ranges."""
     typed = current.strip().lower()
-    found = sorted((name for name in SETTINGS if typed in name), key=lambda name: not name.startswith(typed))
-    return [app_commands.Choice(name=f"{name}: {SETTINGS[name].range_text()}"[:100], value=name)
+    found = sorted((name for name in ALL_SETTINGS if typed in name), key=lambda name: not name.startswith(typed))
+    return [app_commands.Choice(name=f"{name}: {ALL_SETTINGS[name].range_text()}"[:100], value=name)
             for name in found][:MAX_CHOICES]
 
 
@@ -40,7 +40,7 @@ def model_suggestions(models: Sequence[str], current: str) -> list[app_commands.
 def value_suggestions(setting: str, current: str, models: Sequence[str] = ()) -> list[app_commands.Choice[str]]:
     """Allowed values for choice and on/off settings and the offered models; for numbers, the
     typed value or the default."""
-    spec = SETTINGS.get(setting.strip().lower())
+    spec = ALL_SETTINGS.get(setting.strip().lower())
     if spec is None:
         return []
     if spec.name == "model" and models:
@@ -48,7 +48,7 @@ def value_suggestions(setting: str, current: str, models: Sequence[str] = ()) ->
     if spec.choices or spec.kind is bool:
         values = spec.choices or ("on", "off")
         return [app_commands.Choice(name=v, value=v) for v in values if current.lower() in v][:MAX_CHOICES]
-    default = getattr(GenerationParams(), spec.name)
+    default = default_value(spec.name)
     value = current.strip() or ("unset" if default is None else str(default))
     return [app_commands.Choice(name=f"{value}  ({spec.range_text()})"[:100], value=value[:100])]
 
@@ -66,8 +66,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Gene
     @app_commands.command(name="show")
     async def show(self, interaction: discord.Interaction) -> None:
         """Show the settings in effect here (built-in < server < channel < thread)."""
-        params, sources = await self.service.settings_with_sources(place_of(interaction))
-        table = settings_table(params, sources, self.service.models)
+        table = settings_table(await self.service.effective_settings(place_of(interaction)), self.service.models)
         await interaction.response.send_message(
             f"Settings here (each with where it comes from):\n```\n{table}\n```", ephemeral=True,
             allowed_mentions=NO_MENTIONS)

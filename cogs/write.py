@@ -81,7 +81,7 @@ class Write(commands.Cog):
             return
         channel = interaction.channel
         if (generation.place.thread_id is not None or not isinstance(channel, discord.TextChannel)
-                or not generation.params.story_threads):
+                or not (await self.service.effective_settings(generation.place)).preferences.story_threads):
             await self.service.attach(story.id, thread_id=generation.place.thread_id,
                                       message_id=first_message_id)
             return

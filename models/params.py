@@ -1,15 +1,17 @@
 """The one definition of generation settings: defaults, ranges, choices and validation.
 
-Every front reads from here: the Discord options, the console parser, the database
-(settings are stored as the JSON of `GenerationParams.to_dict`) and every backend.
+What the engine and every backend see (like vLLM's SamplingParams). Channel preferences that
+only the fronts read (bot.preferences) use the same SettingSpec and checks, are stored beside
+these in each scope's row, and layer the same way.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 STRATEGIES = ("greedy", "beam", "top_k", "top_p", "sample")
 """greedy: argmax; beam: beam search; top_k / top_p: sampling with only that filter;
@@ -81,7 +83,6 @@ _SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("seed", int, "Random seed for repeatable text (unset = random)", 0, 2**31 - 1, optional=True),
     SettingSpec("stop_at_paragraph", bool, "Stop at the end of the first paragraph"),
     SettingSpec("stop", str, "Stop when this text appears (empty = none)", maximum=40),
-    SettingSpec("story_threads", bool, "Open a thread for each new story written in a text channel"),
 )
 SETTINGS: dict[str, SettingSpec] = {spec.name: spec for spec in _SPECS}
 
@@ -131,10 +132,6 @@ class GenerationParams:
     """Stop at the first blank line after min_new_tokens."""
     stop: str = ""
     """Stop when this string appears (not included in the output)."""
-    story_threads: bool = True
-    """Where /write starts a story in a text channel, open a thread for it (not a model setting:
-    the Discord front reads it; it lives here so it layers like every other setting)."""
-
     ignore_eos: bool = False
     """Write on through end of text and stop strings to max_new_tokens (benchmarks; not a user
     setting: it has no SettingSpec, so no front offers it and nothing stores it)."""
@@ -176,18 +173,27 @@ class GenerationParams:
     @classmethod
     def from_dict(cls, data: dict[str, Any], base: GenerationParams | None = None) -> GenerationParams:
         """Layer `data` over `base`, skipping unknown or invalid keys so an old row never breaks a read."""
-        params = base or cls()
-        for key, value in data.items():
-            spec = SETTINGS.get(key)
-            if spec is None:
-                continue
-            try:
-                params = dataclasses.replace(params, **{key: check_value(spec, value)})
-            except SettingError:
-                continue
+        params = layer_values(base or cls(), data, SETTINGS)
         if params.min_new_tokens > params.max_new_tokens:
             params = dataclasses.replace(params, min_new_tokens=params.max_new_tokens)
         return params
+
+
+Settings = TypeVar("Settings")
+
+
+def layer_values(base: Settings, data: Mapping[str, Any], specs: Mapping[str, SettingSpec]) -> Settings:
+    """A copy of the dataclass `base` with the names of `specs` found in `data` applied; unknown
+    names and values that fail their check are skipped (a stored row may predate a range change)."""
+    for key, value in data.items():
+        spec = specs.get(key)
+        if spec is None:
+            continue
+        try:
+            base = dataclasses.replace(base, **{key: check_value(spec, value)})  # type: ignore[type-var]
+        except SettingError:
+            continue
+    return base
 
 
 def check_value(spec: SettingSpec, value: Any) -> Any:
@@ -233,12 +239,12 @@ def check_value(spec: SettingSpec, value: Any) -> Any:
     return value
 
 
-def parse_setting(name: str, text: str) -> tuple[str, Any]:
+def parse_setting(name: str, text: str, settings: Mapping[str, SettingSpec] = SETTINGS) -> tuple[str, Any]:
     """Parse a user's `name value` pair (console or Discord text) into a checked value."""
     key = name.strip().lower().replace("-", "_")
-    spec = SETTINGS.get(key)
+    spec = settings.get(key)
     if spec is None:
-        raise SettingError(f"unknown setting {show_value(name)}; settings are: {setting_names()}")
+        raise SettingError(f"unknown setting {show_value(name)}; settings are: {setting_names(settings)}")
     raw = text.strip()
     if spec.optional and raw.lower() in ("", "none", "unset", "random", "off"):
         return key, None
@@ -257,14 +263,14 @@ def parse_setting(name: str, text: str) -> tuple[str, Any]:
     return key, check_value(spec, number)
 
 
-def setting_names() -> str:
+def setting_names(settings: Mapping[str, SettingSpec] = SETTINGS) -> str:
     """The settings' names for a refusal, short: a family of three or more that share a prefix
     (dry_multiplier, dry_base, ...) is named once as `dry_*`."""
     families: dict[str, list[str]] = {}
-    for name in SETTINGS:
+    for name in settings:
         families.setdefault(name.split("_")[0], []).append(name)
     shown: list[str] = []
-    for name in SETTINGS:
+    for name in settings:
         family = families[name.split("_")[0]]
         if len(family) < 3:
             shown.append(name)

@@ -20,9 +20,11 @@ from bot.discord.pages import export_filename, story_markdown, thread_name
 from bot.engine.requests import Event, GenerationRequest
 from bot.limits import MAX_DIRECTION_CHARS, MAX_TOPIC_CHARS, THREAD_NAME_CHARS
 from bot.messages import UserError
+from bot.preferences import ALL_SETTINGS as SETTINGS
+from bot.preferences import parse_setting
 from bot.service import Generation, Place, Service
 from models.base import Prompt
-from models.params import SETTINGS, STRATEGIES, GenerationParams, SettingError, check_value, parse_setting
+from models.params import STRATEGIES, GenerationParams, SettingError, check_value
 from tests.conftest import GUILD
 
 CHANNEL, THREAD, USER = 10, 20, 100

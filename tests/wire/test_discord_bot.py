@@ -69,7 +69,7 @@ async def test_an_unexpected_error_gets_an_apology_with_an_id_and_a_logged_trace
         raise RuntimeError("database on fire")
 
     async with rig.running() as bot:
-        bot.service.settings_with_sources = broken
+        bot.service.effective_settings = broken
         ix = await rig.slash(rig.seed.general.id, rig.seed.user.id, "settings", subcommand="show")
         reply = await ix.wait_until_original(lambda m: bool(m.content))
     found = re.fullmatch(r"Sorry, something went wrong on my side \(error id (\w+)\)\.", reply.content)

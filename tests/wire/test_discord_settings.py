@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from bot.preferences import ALL_SETTINGS
 from cogs.settings import name_suggestions, value_suggestions
-from models.params import SETTINGS
 from tests.conftest import DiscordRig
 
 
@@ -72,7 +72,7 @@ async def test_server_scope_and_reset(rig: DiscordRig) -> None:
 def test_setting_names_autocomplete_from_the_settings_definition() -> None:
     assert [c.value for c in name_suggestions("top")] == ["top_k", "top_p", "stop_at_paragraph", "stop"]
     assert name_suggestions("temp")[0].name == "temperature: 0.05 to 2"
-    assert len(name_suggestions("")) == len(SETTINGS) == 19  # within Discord's 25 choices
+    assert len(name_suggestions("")) == len(ALL_SETTINGS) == 19  # within Discord's 25 choices
 
 
 def test_setting_values_autocomplete_to_the_allowed_choices() -> None:

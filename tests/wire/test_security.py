@@ -176,7 +176,7 @@ async def test_the_token_appears_in_no_log_line_and_nothing_sent_in_a_working_se
             await rig.final(await rig.slash(rig.seed.general.id, rig.seed.user.id, "write", {"topic": "owls"}))
             refused = await answer(rig, rig.seed.general.id, rig.seed.user.id, "settings",
                                    {"name": "top_k", "value": "5"}, "set")
-            bot.service.settings_with_sources = broken
+            bot.service.effective_settings = broken
             apology = await answer(rig, rig.seed.general.id, rig.seed.user.id, "settings", {}, "show")
     sent = json.dumps([call.json for call in rig.fake.calls], ensure_ascii=False)
     assert refused.content == NEEDS_MANAGE_CHANNELS and "error id" in apology.content
