@@ -152,7 +152,7 @@ class Console:
         elif command == "settings":
             await self.settings(rest)
         elif command == "stats":
-            self.say(stats_text(self.service.stats()))
+            self.say(stats_text(self.service.stats(), stored=await self.service.stored()))
         else:
             self.say(f"Unknown command /{command}. Type /help.")
         return True

@@ -50,8 +50,9 @@ def progress_text(progress: Progress) -> str:
     return f"being written, {progress.tokens} tokens so far"
 
 
-def stats_text(stats: EngineStats, mine: Sequence[Progress] = ()) -> str:
-    """The engine's figures; `mine`: the caller's own requests in flight."""
+def stats_text(stats: EngineStats, mine: Sequence[Progress] = (), stored: dict[str, int] | None = None) -> str:
+    """The engine's figures; `mine`: the caller's own requests in flight; `stored`: the
+    database's row counts."""
     def seconds(value: float | None) -> str:
         return "n/a" if value is None else f"{value:.2f} s"
 
@@ -63,6 +64,8 @@ def stats_text(stats: EngineStats, mine: Sequence[Progress] = ()) -> str:
         f"models loaded: {', '.join(stats.models) or 'none yet'}; device: {stats.device}",
         f"uptime: {stats.uptime_s / 60:.0f} min",
     ]
+    if stored is not None:
+        lines.append(f"stored: {stored['stories']} stories, {stored['turns']} paragraphs")
     for index, progress in enumerate(mine):
         lines.insert(1 + index, f"your request: {progress_text(progress)}")
     return "\n".join(lines)

@@ -269,6 +269,10 @@ class Service:
         """How busy the engine is, for /stats and the console."""
         return self.engine.stats()
 
+    async def stored(self) -> dict[str, int]:
+        """How much the database holds (rows of settings, stories and turns), for /stats."""
+        return await self.storage.counts()
+
     async def forget(self, place: Place) -> Forgotten:
         """Delete the stories of this channel or thread; says what went and which messages may
         still carry their buttons (read from the stored stories first), so fronts can tidy up."""

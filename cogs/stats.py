@@ -28,7 +28,9 @@ class Stats(commands.Cog):
         """How busy the writer is: queue, your position, speed, models, device, uptime."""
         stats = self.bot.service.stats()
         mine = self.bot.active.progress_of(interaction.user.id)
-        await interaction.response.send_message(f"```\n{stats_text(stats, mine=mine)}\n```", ephemeral=True,
+        stored = await self.bot.service.stored()
+        await interaction.response.send_message(f"```\n{stats_text(stats, mine=mine, stored=stored)}\n```",
+                                                ephemeral=True,
                                                 allowed_mentions=NO_MENTIONS)
 
 

@@ -218,7 +218,7 @@ class Database:
             await self._checkpoint()
 
     async def counts(self) -> dict[str, int]:
-        """Rows per table, for /stats and tests."""
+        """Rows per table, for /stats."""
         tables = ("settings", "stories", "turns")
         row = await self._fetchone("SELECT " + ", ".join(f"(SELECT COUNT(*) FROM {t})" for t in tables))
         return dict(zip(tables, map(int, row), strict=True))

@@ -24,21 +24,6 @@ from bot.storage.records import (
 class StoriesTable(Database):
     """The stories and turns tables."""
 
-    async def create_story(
-        self,
-        *,
-        guild_id: int | None,
-        channel_id: int,
-        author_id: int,
-        topic: str,
-        model: str,
-        thread_id: int | None = None,
-        message_id: int | None = None,
-    ) -> Story:
-        """Record a new, open story with no turns yet."""
-        async with self.transaction() as conn:
-            return await self._insert_story(conn, guild_id, channel_id, author_id, topic, model, thread_id, message_id)
-
     async def _insert_story(self, conn: aiosqlite.Connection, guild_id: int | None, channel_id: int,
                             author_id: int, topic: str, model: str, thread_id: int | None = None,
                             message_id: int | None = None) -> Story:

@@ -6,10 +6,11 @@ import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from bot.storage import DatabaseTooNew, Storage
+from bot.storage import DatabaseTooNew, Storage, TurnKind
 from bot.storage.database import BUSY_TIMEOUT_MS, SCHEMA_VERSION
 
 DAY = 86_400.0
@@ -42,15 +43,13 @@ async def storage(db_path: Path, clock: FakeClock) -> AsyncIterator[Storage]:
     await store.close()
 
 
-async def new_story(storage: Storage, *, channel_id: int = 10, thread_id: int | None = None) -> int:
-    story = await storage.create_story(
-        guild_id=1,
-        channel_id=channel_id,
-        author_id=7,
-        topic="a lighthouse",
-        model="tiny",
-        thread_id=thread_id,
-    )
+async def new_story(storage: Storage, *, channel_id: int = 10, thread_id: int | None = None,
+                    kind: TurnKind = "write", text: str = "first", settings: dict[str, Any] | None = None) -> int:
+    """A story as the service starts one: with its first turn."""
+    story, _ = await storage.start_story(guild_id=1, channel_id=channel_id, author_id=7, topic="a lighthouse",
+                                         model="tiny", kind=kind, text=text, settings=settings or {})
+    if thread_id is not None:
+        await storage.set_story_home(story.id, thread_id=thread_id)
     return story.id
 
 
@@ -134,13 +133,10 @@ async def test_unsetting_the_last_key_leaves_nothing_to_reset(storage: Storage) 
 
 
 async def test_story_and_turns_round_trip(storage: Storage, clock: FakeClock) -> None:
-    story = await storage.create_story(
-        guild_id=None, channel_id=10, author_id=7, topic="a lighthouse", model="tiny", message_id=99
-    )
-    await storage.set_story_home(story.id, thread_id=20)
-    first = await storage.add_turn(
-        story.id, kind="write", text="It was dark.", settings={"t": 0.8}, author_id=7
-    )
+    story, first = await storage.start_story(
+        guild_id=None, channel_id=10, author_id=7, topic="a lighthouse", model="tiny",
+        kind="write", text="It was dark.", settings={"t": 0.8})
+    await storage.set_story_home(story.id, thread_id=20, message_id=99)
     second = await storage.add_turn(
         story.id, kind="continue", text="Then light.", settings={}, author_id=8, direction="hopeful"
     )
@@ -184,12 +180,11 @@ async def test_concurrent_turns_get_distinct_consecutive_positions(storage: Stor
     await asyncio.gather(
         *(storage.add_turn(story_id, kind="user", text=str(i), settings={}, author_id=1) for i in range(20))
     )
-    assert [t.position for t in await storage.turns(story_id)] == list(range(20))
+    assert [t.position for t in await storage.turns(story_id)] == list(range(21))  # the first turn too
 
 
 async def test_replace_last_turn_rewrites_the_last_generated_turn(storage: Storage) -> None:
-    story_id = await new_story(storage)
-    await storage.add_turn(story_id, kind="write", text="first", settings={"t": 1}, author_id=7)
+    story_id = await new_story(storage, text="first", settings={"t": 1})
     generated = await storage.add_turn(
         story_id, kind="continue", text="second", settings={"t": 1}, author_id=7
     )
@@ -208,8 +203,7 @@ async def test_replace_last_turn_rewrites_the_last_generated_turn(storage: Stora
 
 
 async def test_replace_last_turn_without_a_generated_turn_raises_lookup_error(storage: Storage) -> None:
-    story_id = await new_story(storage)
-    await storage.add_turn(story_id, kind="user", text="only mine", settings={}, author_id=9)
+    story_id = await new_story(storage, kind="user", text="only mine")
     with pytest.raises(LookupError):
         await storage.replace_last_turn(story_id, text="x", settings={})
 
@@ -222,8 +216,7 @@ async def test_updating_an_unknown_story_or_turn_raises_lookup_error(storage: St
 
 
 async def test_history_survives_close_and_reopen(storage: Storage, db_path: Path) -> None:
-    story_id = await new_story(storage, thread_id=20)
-    await storage.add_turn(story_id, kind="write", text="kept", settings={"t": 0.9}, author_id=7)
+    story_id = await new_story(storage, thread_id=20, text="kept", settings={"t": 0.9})
     await storage.update_settings("guild", 1, {"temperature": 0.9})
     before = await storage.turns(story_id)
     await storage.close()
@@ -239,8 +232,7 @@ async def test_forget_deletes_stories_and_turns_of_a_channel_or_thread(storage: 
     in_thread = await new_story(storage, channel_id=11, thread_id=10)
     elsewhere = await new_story(storage, channel_id=12)
     for story_id in (in_channel, in_thread, elsewhere):
-        for _ in range(2):
-            await storage.add_turn(story_id, kind="write", text="t", settings={}, author_id=7)
+        await storage.add_turn(story_id, kind="continue", text="t", settings={}, author_id=7)
     assert await storage.counts() == {"settings": 0, "stories": 3, "turns": 6}
 
     assert await storage.forget(10) == 4
@@ -252,35 +244,34 @@ async def test_forget_deletes_stories_and_turns_of_a_channel_or_thread(storage: 
 async def test_prune_deletes_old_turns_and_empty_old_stories_and_keeps_new(
     storage: Storage, clock: FakeClock
 ) -> None:
-    old_story = await new_story(storage, channel_id=10)
-    await storage.add_turn(old_story, kind="write", text="old", settings={}, author_id=7)
-    mixed_story = await new_story(storage, channel_id=11)
-    await storage.add_turn(mixed_story, kind="write", text="old too", settings={}, author_id=7)
+    old_story = await new_story(storage, channel_id=10, text="old")
+    mixed_story = await new_story(storage, channel_id=11, text="old too")
     clock.now += 40 * DAY
     await storage.add_turn(mixed_story, kind="continue", text="new", settings={}, author_id=7)
-    fresh_empty_story = await new_story(storage, channel_id=12)
+    fresh_story = await new_story(storage, channel_id=12, text="fresh")
 
     assert await storage.prune(older_than_days=30) == 2
 
     assert await storage.get_story(old_story) is None
     assert [t.text for t in await storage.turns(mixed_story)] == ["new"]
-    assert await storage.get_story(fresh_empty_story) is not None
-    assert await storage.counts() == {"settings": 0, "stories": 2, "turns": 1}
+    assert [t.text for t in await storage.turns(fresh_story)] == ["fresh"]
+    assert await storage.counts() == {"settings": 0, "stories": 2, "turns": 2}
 
 
 async def test_unicode_control_characters_quotes_and_long_text_round_trip(storage: Storage) -> None:
     tricky = "Zoë 🐉 漢字 \u200b\u202e\t\r\n\x00\x07 'single' \"double\" `tick` ; DROP TABLE turns; -- \\ %_"
     long_text = ("ab\u00e9🐉" * 1500)[:6000]
-    story = await storage.create_story(
-        guild_id=1, channel_id=10, author_id=7, topic=tricky, model="m'o\"del", thread_id=None
-    )
+    story, _ = await storage.start_story(
+        guild_id=1, channel_id=10, author_id=7, topic=tricky, model="m'o\"del", kind="write", text=tricky,
+        settings={})
     turn = await storage.add_turn(
-        story.id, kind="write", text=long_text, settings={tricky: tricky}, author_id=7, direction=tricky
+        story.id, kind="continue", text=long_text, settings={tricky: tricky}, author_id=7, direction=tricky
     )
     await storage.update_settings("guild", 1, {tricky: tricky, "n": [1, 2.5, None, True]})
 
     assert (await storage.get_story(story.id)).topic == tricky  # type: ignore[union-attr]
-    (loaded,) = await storage.turns(story.id)
+    first, loaded = await storage.turns(story.id)
+    assert first.text == tricky
     assert loaded == turn
     assert (loaded.text, loaded.direction, loaded.settings) == (long_text, tricky, {tricky: tricky})
     assert len(loaded.text) == 6000

@@ -36,3 +36,7 @@ async def test_stats_shows_my_requests_and_counts_a_stop_apart_from_failures(rig
     assert "your request: being written, " in writer_sees and " tokens so far" in writer_sees
     assert "your request: waiting, number 1 in line" in waiter_sees
     assert "1 stopped, 0 failed" in after and "your request" not in after
+    # Read from the database: nothing stored while both were being written; then the stopped
+    # paragraph and the finished one, each the first of its story.
+    assert "stored: 0 stories, 0 paragraphs" in writer_sees
+    assert "stored: 2 stories, 2 paragraphs" in after

@@ -148,9 +148,8 @@ async def test_forget_leaves_no_copy_of_the_text_in_the_database_files(tmp_path:
     secret, kept = "the-keeper-buried-the-letter", "the-harbour-slept"
     async with await Storage.open(tmp_path / "bot.db") as storage:
         for channel_id, text in ((10, secret), (11, kept)):
-            story = await storage.create_story(guild_id=1, channel_id=channel_id, author_id=7,
-                                               topic=f"{text} topic", model="m")
-            await storage.add_turn(story.id, kind="write", text=f"{text} " * 20, settings={}, author_id=7)
+            await storage.start_story(guild_id=1, channel_id=channel_id, author_id=7, topic=f"{text} topic",
+                                      model="m", kind="write", text=f"{text} " * 20, settings={})
         assert await storage.forget(10) == 1
         files = b"".join(path.read_bytes() for path in tmp_path.iterdir())  # while the bot still runs
         remaining = await storage.counts()
@@ -283,9 +282,10 @@ def test_retention_days_is_read_and_checked_like_every_other_value() -> None:
 
 
 async def add_story(storage: Storage, channel_id: int, paragraphs: int = 1) -> int:
-    story = await storage.create_story(guild_id=1, channel_id=channel_id, author_id=7, topic="t", model="m")
-    for _ in range(paragraphs):
-        await storage.add_turn(story.id, kind="write", text="p", settings={}, author_id=7)
+    story, _ = await storage.start_story(guild_id=1, channel_id=channel_id, author_id=7, topic="t", model="m",
+                                         kind="write", text="p", settings={})
+    for _ in range(paragraphs - 1):
+        await storage.add_turn(story.id, kind="continue", text="p", settings={}, author_id=7)
     return story.id
 
 
