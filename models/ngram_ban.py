@@ -28,12 +28,42 @@ def ngram_free_token_ids(tokenizer: Any) -> frozenset[int]:
     )
 
 
+class NgramBan:
+    """The ban over one sequence, kept incrementally: each pushed token costs O(1), and the
+    banned tokens after it are one lookup. The one implementation of the ban: rows of the
+    engine keep one as they write; beam paths, whose hypotheses fork, build one per sequence."""
+
+    def __init__(self, n: int, free: frozenset[int] = frozenset()) -> None:
+        self.n = n
+        self.free = free
+        self._seq: list[int] = []
+        self._followers: dict[tuple[int, ...], set[int]] = {}  # (n-1)-token prefix -> tokens after it
+
+    @classmethod
+    def over(cls, seq: list[int], n: int, free: frozenset[int] = frozenset()) -> NgramBan:
+        """The ban after `seq` has been written."""
+        ban = cls(n, free)
+        for token in seq:
+            ban.push(token)
+        return ban
+
+    def push(self, token: int) -> None:
+        """Record the next token of the sequence."""
+        self._seq.append(token)
+        n = self.n
+        if n > 0 and len(self._seq) >= n and token not in self.free:
+            self._followers.setdefault(tuple(self._seq[-n:-1]), set()).add(token)
+
+    def banned(self) -> set[int]:
+        """Tokens that would complete an n-gram already in the sequence (empty when n is 0)."""
+        n = self.n
+        if n <= 0 or len(self._seq) < n - 1:
+            return set()
+        prefix = tuple(self._seq[len(self._seq) - (n - 1):]) if n > 1 else ()
+        return set(self._followers.get(prefix, ()))
+
+
 def banned_by_ngrams(seq: list[int], n: int, free: frozenset[int] = frozenset()) -> set[int]:
     """Tokens that would complete an n-gram already present in `seq` (empty when n is 0),
     except the `free` ones (see ngram_free_token_ids)."""
-    if n <= 0 or len(seq) < n:
-        return set()
-    prefix = tuple(seq[len(seq) - n + 1:])
-    return {seq[i + n - 1] for i in range(len(seq) - n + 1)
-            if tuple(seq[i:i + n - 1]) == prefix and seq[i + n - 1] not in free}
-
+    return NgramBan.over(seq, n, free).banned()

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from models.dry import DrySettings, RowDry, apply_dry
+from models.ngram_ban import NgramBan
 from models.params import GenerationParams
 
 NEG_INF = float("-inf")
@@ -32,8 +33,8 @@ class RowSampling:
     generated: list[int] = field(default_factory=list)
     # DRY over the row's context (its prompt: the story so far) and what it writes; None when off.
     dry: RowDry | None = None
-    # prefix (n-1 tokens) -> tokens that followed it; updated one token at a time.
-    _ngrams: dict[tuple[int, ...], set[int]] = field(default_factory=dict)
+    # The no-repeat n-gram ban over what the row wrote, updated one token at a time.
+    ngram_ban: NgramBan = field(default_factory=lambda: NgramBan(0))
 
     @classmethod
     def create(cls, params: GenerationParams, eos_token_ids: frozenset[int], seed: int | None,
@@ -49,24 +50,15 @@ class RowSampling:
         dry_settings = DrySettings.of(params)
         dry = RowDry(dry_settings, context, sequence_breakers) if dry_settings.enabled and context is not None else None
         return cls(params=params, eos_token_ids=eos_token_ids, generator=generator,
-                   ngram_free_tokens=ngram_free_tokens, dry=dry)
+                   ngram_free_tokens=ngram_free_tokens, dry=dry,
+                   ngram_ban=NgramBan(params.no_repeat_ngram_size, ngram_free_tokens))
 
     def push(self, token: int) -> None:
         """Record a chosen token (keeps the n-gram table incremental: O(1) per step)."""
         self.generated.append(token)
         if self.dry is not None:
             self.dry.push(token)
-        n = self.params.no_repeat_ngram_size
-        if n > 0 and len(self.generated) >= n and token not in self.ngram_free_tokens:
-            prefix = tuple(self.generated[-n:-1])
-            self._ngrams.setdefault(prefix, set()).add(token)
-
-    def banned_by_ngrams(self) -> list[int]:
-        n = self.params.no_repeat_ngram_size
-        if n <= 0 or len(self.generated) < n - 1:
-            return []
-        prefix = tuple(self.generated[len(self.generated) - (n - 1):]) if n > 1 else ()
-        return list(self._ngrams.get(prefix, ()))
+        self.ngram_ban.push(token)
 
 
 def apply_repetition_penalty(logits: torch.Tensor, rows: list[RowSampling]) -> torch.Tensor:
@@ -89,9 +81,9 @@ def apply_dry_penalty(logits: torch.Tensor, rows: list[RowSampling]) -> torch.Te
 def apply_no_repeat_ngram(logits: torch.Tensor, rows: list[RowSampling]) -> torch.Tensor:
     """Forbid the token that would repeat an n-gram this row already wrote."""
     for i, row in enumerate(rows):
-        banned = row.banned_by_ngrams()
+        banned = row.ngram_ban.banned()
         if banned:
-            logits[i, banned] = NEG_INF
+            logits[i, list(banned)] = NEG_INF
     return logits
 
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import torch
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from models.hf import HFStepModel, WordStartNoRepeatNGram
-from models.ngram_ban import banned_by_ngrams, ngram_free_token_ids
+from models.ngram_ban import NgramBan, banned_by_ngrams, ngram_free_token_ids
 from models.params import GenerationParams
 from models.sampling import RowSampling, apply_no_repeat_ngram
 
@@ -57,3 +59,21 @@ def test_the_beam_path_bans_the_same_tokens_as_an_engine_row(tiny_gpt2_model: HF
         from_beam = processor(ids, torch.zeros(1, tiny_gpt2_model.vocab_size))  # type: ignore[arg-type]
         from_row = apply_no_repeat_ngram(torch.zeros(1, tiny_gpt2_model.vocab_size), [row])
         assert torch.equal(from_beam, from_row), text
+
+
+@settings(max_examples=300, deadline=None)
+@given(seq=st.lists(st.integers(0, 5), max_size=40), n=st.integers(0, 4),
+       free=st.frozensets(st.integers(0, 5), max_size=2))
+def test_the_incremental_ban_forbids_exactly_the_tokens_that_complete_a_written_ngram(
+        seq: list[int], n: int, free: frozenset[int]) -> None:
+    ban = NgramBan(n, free)
+    for end in range(len(seq) + 1):
+        written = seq[:end]
+        # The definition, by brute force: every n-gram in `written` whose first n-1 tokens are
+        # the last n-1 written bans its last token, unless that token is free.
+        expected = {tuple(written[i:i + n])[-1] for i in range(len(written) - n + 1)
+                    if n > 0 and tuple(written[i:i + n - 1]) == tuple(written[len(written) - n + 1:])
+                    and written[i + n - 1] not in free} if n > 0 and len(written) >= n else set()
+        assert ban.banned() == expected == banned_by_ngrams(written, n, free)
+        if end < len(seq):
+            ban.push(seq[end])
