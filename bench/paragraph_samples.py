@@ -19,15 +19,10 @@ from typing import Any
 
 import torch
 
+from bot.engine.worker import Engine
+from bot.place import Place
 from bot.service import Service
 from bot.storage import Storage
-
-try:  # the package layout (issue 10); older checkouts had bot/engine.py and Place in bot.service
-    from bot.engine.worker import Engine
-    from bot.place import Place
-except ImportError:
-    from bot.engine import Engine  # type: ignore[attr-defined,no-redef]
-    from bot.service import Place  # type: ignore[attr-defined,no-redef]
 from models.hf import default_dtype
 from models.registry import load_model
 

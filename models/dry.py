@@ -23,6 +23,8 @@ from typing import Any
 
 import torch
 
+from models.params import GenerationParams
+
 # llama.cpp's default sequence breakers.
 DEFAULT_SEQUENCE_BREAKERS: tuple[str, ...] = ("\n", ":", '"', "*")
 FLOAT_MAX_LOG = 88.7228391  # log of float32's largest value: base ** exponent stays finite below it
@@ -38,7 +40,7 @@ class DrySettings:
     penalty_last_n: int = -1  # -1: the whole context; 0: off
 
     @classmethod
-    def of(cls, params: Any) -> DrySettings:
+    def of(cls, params: GenerationParams) -> DrySettings:
         """The DRY settings of a GenerationParams."""
         return cls(params.dry_multiplier, params.dry_base, params.dry_allowed_length, params.dry_penalty_last_n)
 

@@ -149,7 +149,7 @@ class Row:
         context = prompt_ids if handle.request.prompt.history else None
         sampling = RowSampling.create(params, model.eos_token_ids, seed, model.ngram_free_tokens,
                                       context=context,
-                                      sequence_breakers=getattr(model, "sequence_breaker_tokens", frozenset()))
+                                      sequence_breakers=model.sequence_breaker_tokens)
         detokenizer = IncrementalDetokenizer(model.decode_text, getattr(model, "decode_context_tokens", None))
         return cls(handle, variant, prompt_ids, sampling, detokenizer)
 
