@@ -197,8 +197,9 @@ class Console:
                 self.out.flush()
             shown = text
         self.out.write("\n")
-        if generation.facts is not None:
-            self.say(f"({facts_text(generation.facts)})")
+        many = len(generation.variant_facts) > 1
+        for number, facts in enumerate(generation.variant_facts, start=1):
+            self.say(f"(variant {number}: {facts_text(facts)})" if many else f"({facts_text(facts)})")
         self.out.flush()
 
     def say(self, text: str) -> None:

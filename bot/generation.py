@@ -47,7 +47,10 @@ class Generation:
     """The settings in effect where it was asked for: the paragraph's facts list what differs."""
     turn: Turn | None = field(default=None, init=False)
     facts: ParagraphFacts | None = field(default=None, init=False)
-    """How the paragraph was written, once it is done (set before the turn is stored)."""
+    """How the paragraph (the first variant: the one stored) was written, once it is done (set
+    before the turn is stored)."""
+    variant_facts: tuple[ParagraphFacts, ...] = field(default=(), init=False)
+    """How each variant was written (its own seed and cut), once done; fronts show each."""
     _controls: GenerationControls | None = field(default=None, init=False, repr=False)
     _events: asyncio.Queue[Event | BaseException] = field(default_factory=asyncio.Queue, init=False,
                                                           repr=False)
@@ -78,14 +81,21 @@ class Generation:
         """Waiting (and where), loading the model, starting or writing (and how far)."""
         return self._controls.progress(self.handle) if self._controls else Progress("starting")
 
-    def facts_now(self, stopped: bool = False) -> ParagraphFacts:
-        """How the paragraph was written: model, strategy, settings that differ, seed, cut."""
+    def facts_now(self, stopped: bool = False, variant: int = 0) -> ParagraphFacts:
+        """How a variant was written: model, strategy, settings that differ, seed, cut."""
         handle = self.handle
-        # Greedy and beam search draw nothing: a seed would only mislead there.
-        seed = None if self.params.strategy in ("greedy", "beam") else handle.seed_used
+        # Greedy and beam search draw nothing: a seed would only mislead there. Variant v draws
+        # with seed + v (the engine's rule), so each variant can be written again on its own.
+        seed = handle.seed_used
+        drew = self.params.strategy not in ("greedy", "beam")
         return ParagraphFacts(model=handle.model_used or self.params.model, strategy=self.params.strategy,
-                              seed=seed, changed=changed_settings(self.params, self.defaults),
-                              cut_at=handle.cut_at, stopped=stopped)
+                              seed=seed + variant if drew and seed is not None else None,
+                              changed=changed_settings(self.params, self.defaults),
+                              cut_at=handle.cuts.get(variant), stopped=stopped)
+
+    def _record_facts(self, stopped: bool = False) -> None:
+        self.variant_facts = tuple(self.facts_now(stopped, v) for v in range(self.params.variants))
+        self.facts = self.variant_facts[0]
 
     def cancel(self) -> None:
         """Stop writing; what was written so far is kept (stored as a stopped paragraph)."""
@@ -129,11 +139,11 @@ class Generations:
             event = worded(engine_event)
             kept = ""
             if event.kind == "done":
-                generation.facts = generation.facts_now()
+                generation._record_facts()
                 kept = event.text
             elif event.kind == "cancelled" and (written := generation.handle.texts.get(0, "")).strip():
                 # Stop keeps what was written: it is stored, marked stopped, and goes on from there.
-                generation.facts = generation.facts_now(stopped=True)
+                generation._record_facts(stopped=True)
                 kept = written
             if kept.strip() and generation.kind != "compare":
                 try:

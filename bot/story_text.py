@@ -6,9 +6,11 @@ done, so each paragraph reads whole and the text never changes behind what was s
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from bot.engine.requests import Event
+from bot.paragraph_facts import ParagraphFacts, facts_text
 
 
 @dataclass(frozen=True)
@@ -19,13 +21,14 @@ class TextStyle:
     note: str  # "{note}" is the engine's note (a model that fell back to the default)
     version: str  # "{number}" is 1-based
     stopped: str
+    footer: str  # "{facts}": how a paragraph was written (bot.paragraph_facts)
     sorry: str = "Sorry: {reason}"
 
 
 DISCORD_STYLE = TextStyle(title="**{title}**", note="*{note}*", version="**Version {number}**",
-                          stopped="*(stopped)*")
+                          stopped="*(stopped)*", footer="-# {facts}")  # Discord's small text
 CONSOLE_STYLE = TextStyle(title="[{title}]", note="({note})", version="--- variant {number} ---",
-                          stopped="(stopped)")
+                          stopped="(stopped)", footer="({facts})")
 
 
 class StoryText:
@@ -38,7 +41,7 @@ class StoryText:
         self.parts = [""] * variants
         self.done = [False] * variants
         self.ending = ""
-        self.footer = ""  # a small line of facts under the finished paragraph
+        self.footers: list[str] = []  # a small line of facts under each finished paragraph
         self.started = False
 
     def apply(self, event: Event) -> None:
@@ -58,6 +61,10 @@ class StoryText:
     def fail(self, message: str) -> None:
         self.ending = message
 
+    def show_facts(self, facts: Sequence[ParagraphFacts]) -> None:
+        """Put how each paragraph was written under it (under the ending when there is one)."""
+        self.footers = [self.style.footer.format(facts=facts_text(f)) for f in facts]
+
     def text(self) -> str:
         # A version is shown once every earlier one is done, so the text only ever grows.
         chunks = [self.title, self.note]
@@ -66,5 +73,9 @@ class StoryText:
             if index and not all(self.done[:index]):
                 break
             chunks.append(f"{self.style.version.format(number=index + 1)}\n{part}" if many else part)
-        chunks += [self.ending, self.footer]
+            if many and index < len(self.footers):
+                chunks.append(self.footers[index])
+        chunks.append(self.ending)
+        if not many and self.footers:
+            chunks.append(self.footers[0])
         return "\n\n".join(chunk for chunk in chunks if chunk.strip())

@@ -25,7 +25,6 @@ from bot.discord.pages import PageLayout
 from bot.discord.views import Phase, buttons_for
 from bot.generation import Progress
 from bot.limits import EDIT_INTERVAL_S, INTERACTION_TOKEN_S, QUEUE_POSITION_INTERVAL_S, WRITING_MARKER
-from bot.paragraph_facts import facts_text
 from bot.service import Generation
 from bot.story_text import DISCORD_STYLE, StoryText
 
@@ -37,7 +36,6 @@ WAITING = "⏳ Waiting in line: number {position}…"
 LOADING = "⏳ Loading the model…"
 STARTING = WRITING_MARKER.strip()
 STOPPED = DISCORD_STYLE.stopped
-FOOTER = "-# {facts}"  # Discord's small text, under the paragraph
 NOTHING = "*(nothing was written this time: try again, perhaps with another topic)*"
 EMPTY_POLL_S = 0.05  # how often a shutdown looks whether the last streams are done
 
@@ -187,8 +185,8 @@ class StoryStream:
                 if not self._finished.is_set():
                     await self._render(final=False)
             await reader
-            if self.generation.facts is not None and self.story.ending in ("", STOPPED):
-                self.story.footer = FOOTER.format(facts=facts_text(self.generation.facts))
+            if self.generation.variant_facts and self.story.ending in ("", STOPPED):
+                self.story.show_facts(self.generation.variant_facts)
             await self._render(final=True)
         except discord.NotFound:  # someone deleted the message: stop writing into the void
             log.info("a streamed message was deleted; stopping its generation")

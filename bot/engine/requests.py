@@ -92,7 +92,7 @@ class RequestHandle:
         self.variants_left = request.params.variants
         self.tokens_written = 0  # all variants; the worker counts, the asyncio side reads
         self.seed_used: int | None = None  # the seed drawn with (set or chosen); None for beam search
-        self.cut_at: int | None = None  # tokens written when the length limit cut a variant
+        self.cuts: dict[int, int] = {}  # variant -> tokens written when the length limit cut it
         self.texts: dict[int, str] = {}
         self._loop = loop
         self._events: asyncio.Queue[Event] = asyncio.Queue()

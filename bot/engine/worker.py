@@ -384,7 +384,7 @@ class Engine:
         handle.variants_left -= 1
         handle.texts[row.variant] = row.text
         if row.finished_reason == "length":
-            handle.cut_at = max(handle.cut_at or 0, len(row.sampling.generated))
+            handle.cuts[row.variant] = len(row.sampling.generated)
         if row.pending_text:
             handle.deliver(Event("text", text=row.take_pending(), variant=row.variant))
         handle.deliver(Event("variant_done", text=row.text, variant=row.variant,

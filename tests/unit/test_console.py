@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sqlite3
 import subprocess
 import sys
@@ -71,23 +72,32 @@ def test_embedded_model_writes_a_paragraph_on_the_topic(tmp_path: Path) -> None:
 
 
 def test_variants_are_printed_as_whole_separate_paragraphs(tmp_path: Path, tiny_gpt2_dir: Path) -> None:
-    """Three variants are written at the same time; the console prints each one whole, in order."""
+    """Three variants are written at the same time; the console prints each one whole, in order,
+    then how each was written: its own seed (variant v draws with seed + v) and its own cut."""
     db = tmp_path / "bot.db"
     result = run_console("/settings set max_new_tokens 30\n/settings set min_new_tokens 30\n"
                          "/settings set variants 3\n/write topic: a lighthouse keeper\n", db, str(tiny_gpt2_dir))
     assert result.returncode == 0, result.stderr
     written = result.stdout.split("variants is now 3 for this channel.\n", 1)[1]
-    first, second, third = variant_paragraphs(written)
+    (first, second, third), facts = variant_paragraphs(written)
     with sqlite3.connect(db) as conn:
         (stored,) = conn.execute("SELECT text FROM turns").fetchone()
     assert first == stored  # variant 1 is the one a story keeps
     assert second and third and len({first, second, third}) == 3
+    seeds = [int(re.search(r"· seed (\d+) ·", line)[1]) for line in facts]  # type: ignore[index]
+    assert [line.split(":")[0] for line in facts] == ["(variant 1", "(variant 2", "(variant 3"]
+    assert seeds == [seeds[0], seeds[0] + 1, seeds[0] + 2]
+    assert all(line.endswith("cut at 30 tokens)") for line in facts), facts
 
 
-def variant_paragraphs(written: str) -> list[str]:
-    """The text under each "--- variant N ---" heading, which must come in order 1, 2, 3."""
+def variant_paragraphs(written: str) -> tuple[list[str], list[str]]:
+    """The text under each "--- variant N ---" heading, which must come in order 1, 2, 3, and the
+    facts lines printed after the last one."""
     pieces = written.split("--- variant ")
     assert pieces[0].strip() == "", written
     numbers = [piece.split(" ---\n", 1)[0] for piece in pieces[1:]]
     assert numbers == ["1", "2", "3"], written
-    return [piece.split(" ---\n", 1)[1].strip() for piece in pieces[1:]]
+    texts = [piece.split(" ---\n", 1)[1].strip() for piece in pieces[1:]]
+    last, _, after = texts[-1].partition("\n(variant 1:")
+    facts = ("(variant 1:" + after).splitlines()[:3]
+    return [*texts[:-1], last.strip()], facts

@@ -9,6 +9,7 @@ from typing import Any
 
 from bot.console import Console
 from bot.engine.requests import Event
+from bot.paragraph_facts import ParagraphFacts
 from bot.story_text import CONSOLE_STYLE, DISCORD_STYLE, StoryText
 from models.params import GenerationParams
 
@@ -30,11 +31,25 @@ class ScriptedGeneration:
 
     events_to_send: list[Event]
     params: GenerationParams
-    facts: Any = None  # how the paragraph was written (the console prints it under the text)
+    variant_facts: tuple[Any, ...] = ()  # how each variant was written (printed under the text)
 
     async def events(self) -> AsyncIterator[Event]:
         for event in self.events_to_send:
             yield event
+
+
+def test_each_version_gets_its_own_facts_under_it_and_one_paragraph_gets_them_last() -> None:
+    many = StoryText(2, style=DISCORD_STYLE)
+    for event in (Event("variant_done", "One.", variant=0), Event("variant_done", "Two.", variant=1)):
+        many.apply(event)
+    many.show_facts([ParagraphFacts("m", "sample", seed=7), ParagraphFacts("m", "sample", seed=8, cut_at=9)])
+    assert many.text() == ("**Version 1**\nOne.\n\n-# m · sample · seed 7\n\n"
+                           "**Version 2**\nTwo.\n\n-# m · sample · seed 8 · cut at 9 tokens")
+    one = StoryText(1, style=DISCORD_STYLE)
+    one.apply(Event("text", "Half"))
+    one.apply(Event("cancelled"))
+    one.show_facts([ParagraphFacts("m", "greedy", stopped=True)])
+    assert one.text().startswith("Half\n\n*(stopped)*\n\n-# m · greedy")
 
 
 def test_the_text_only_grows_while_interleaved_variants_arrive() -> None:

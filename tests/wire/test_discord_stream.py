@@ -15,6 +15,7 @@ from bot.discord.pages import FENCE
 from bot.discord.views import CONTINUE_ID, REGENERATE_ID
 from bot.engine.requests import Event, Progress
 from bot.limits import MESSAGE_LIMIT
+from bot.paragraph_facts import ParagraphFacts
 from bot.service import Place
 from models.params import GenerationParams
 from testing.buttons import button_ids
@@ -33,6 +34,7 @@ class ScriptedGeneration:
         self.story: Any = None
         self.title = ""
         self.facts: Any = None
+        self.variant_facts: tuple[Any, ...] = ()
 
     async def events(self) -> AsyncIterator[Event]:
         for event in self.script:
@@ -116,5 +118,9 @@ async def test_versions_are_shown_one_after_another(rig: DiscordRig) -> None:
               Event("variant_done", "B", variant=1), Event("text", " more", variant=0),
               Event("variant_done", "A more", variant=0), Event("done", "A more")]
     async with rig.running() as bot:
-        (message,) = await stream_into_general(rig, bot, ScriptedGeneration(script, variants=2))
-    assert message.content == "**Version 1**\nA more\n\n**Version 2**\nB"
+        generation = ScriptedGeneration(script, variants=2)
+        generation.variant_facts = (ParagraphFacts("m", "sample", seed=1), ParagraphFacts("m", "sample", seed=2))
+        (message,) = await stream_into_general(rig, bot, generation)
+    # Each version carries how it was written: its own seed writes it again.
+    assert message.content == ("**Version 1**\nA more\n\n-# m · sample · seed 1\n\n"
+                               "**Version 2**\nB\n\n-# m · sample · seed 2")
