@@ -19,7 +19,7 @@ from .interactions import (
 )
 from .middleware import API_PREFIX
 from .models import EPHEMERAL, LOADING, FakeMessage
-from .routes_messages import INVALID_FORM, UNKNOWN_MESSAGE, invalid_payload
+from .routes_messages import INVALID_FORM, UNKNOWN_MESSAGE, deleted, edited, invalid_payload
 from .world import World
 
 UNKNOWN_WEBHOOK = 10015
@@ -135,23 +135,14 @@ class InteractionRoutes:
         message = self._target(request)
         if message is None:
             return error_response(404, "Unknown Message", UNKNOWN_MESSAGE)
-        body = body_of(request)
-        problem = invalid_payload(body.data, body, creating=False)
-        if problem is not None:
-            return problem
-        self.world.edit_message(message, body.data, body.files)
-        await self.events.message_updated(message)
-        self.world.notifier.notify()
-        return json_response(message_json(self.world, message))
+        return await edited(self.world, self.events, message, request)
 
     async def delete_message(self, request: web.Request) -> web.Response:
         """DELETE @original or a followup."""
         message = self._target(request)
         if message is None:
             return error_response(404, "Unknown Message", UNKNOWN_MESSAGE)
-        message.deleted = True
-        await self.events.message_deleted(message)
-        return no_content()
+        return await deleted(self.events, message)
 
     def _new_message(self, ix: FakeInteraction, data: dict[str, Any], files: list[Any]) -> FakeMessage:
         return self.world.create_message(

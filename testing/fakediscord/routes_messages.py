@@ -25,6 +25,25 @@ INVALID_FORM = 50035
 THREAD_EXISTS = 160004
 
 
+async def edited(world: World, events: EventPublisher, message: FakeMessage, request: web.Request) -> web.Response:
+    """Apply a PATCH body to a message found and allowed (channel or webhook route alike)."""
+    body = body_of(request)
+    problem = invalid_payload(body.data, body, creating=False)
+    if problem is not None:
+        return problem
+    world.edit_message(message, body.data, body.files)
+    await events.message_updated(message)
+    world.notifier.notify()
+    return json_response(message_json(world, message))
+
+
+async def deleted(events: EventPublisher, message: FakeMessage) -> web.Response:
+    """Delete a message found and allowed (channel or webhook route alike)."""
+    message.deleted = True
+    await events.message_deleted(message)
+    return no_content()
+
+
 def invalid_payload(data: dict[str, Any], body: Body, creating: bool) -> web.Response | None:
     """The 400 Discord would give for an over-long or (on create) empty message, else None."""
     content = data.get("content") or ""
@@ -100,22 +119,14 @@ class MessageRoutes:
             return error_response(404, "Unknown Message", UNKNOWN_MESSAGE)
         if message.author_id != self.world.bot.id:
             return error_response(403, "Cannot edit a message authored by another user", NOT_AUTHOR)
-        body = body_of(request)
-        problem = invalid_payload(body.data, body, creating=False)
-        if problem is not None:
-            return problem
-        self.world.edit_message(message, body.data, body.files)
-        await self.events.message_updated(message)
-        return json_response(message_json(self.world, message))
+        return await edited(self.world, self.events, message, request)
 
     async def delete(self, request: web.Request) -> web.Response:
         """DELETE a message."""
         message = self._message(request)
         if message is None:
             return error_response(404, "Unknown Message", UNKNOWN_MESSAGE)
-        message.deleted = True
-        await self.events.message_deleted(message)
-        return no_content()
+        return await deleted(self.events, message)
 
     async def thread_from_message(self, request: web.Request) -> web.Response:
         """POST .../messages/{id}/threads: a public thread with the message's id."""
