@@ -175,7 +175,7 @@ class Console:
         action = words[0].lower()
         if action == "show":
             params, sources = await self.service.settings_with_sources(self.place)
-            self.say(settings_table(params, sources, self.service.models))
+            self.say(settings_table(params, sources, self.service.models, self.service.unsupported(params)))
         elif action == "set" and len(words) >= 3:
             self.say(await self.service.set_setting(self.place, words[1], " ".join(words[2:])))
         elif action == "reset":

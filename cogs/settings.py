@@ -67,7 +67,7 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Gene
     async def show(self, interaction: discord.Interaction) -> None:
         """Show the settings in effect here (built-in < server < channel < thread)."""
         params, sources = await self.service.settings_with_sources(place_of(interaction))
-        table = settings_table(params, sources, self.service.models)
+        table = settings_table(params, sources, self.service.models, self.service.unsupported(params))
         await interaction.response.send_message(
             f"Settings here (each with where it comes from):\n```\n{table}\n```", ephemeral=True,
             allowed_mentions=NO_MENTIONS)

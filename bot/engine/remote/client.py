@@ -1,0 +1,109 @@
+"""One streamed request to an OpenAI-compatible server, with the `openai` package's AsyncOpenAI,
+and what each way of failing means for the bot (retry, mark the URL down, or tell the owner)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import openai
+
+from bot.engine.remote.spec import RemoteModel
+
+# OpenAI's own body fields; everything else a dialect adds travels in `extra_body`.
+OPENAI_FIELDS = ("max_tokens", "temperature", "top_p", "seed", "stop", "n", "messages", "prompt")
+NO_KEY = "none"  # sent when the owner set no key: local servers ignore it, and OPENAI_API_KEY is never read
+RETRY_AFTER_CAP_S = 10.0  # a longer Retry-After is not waited for: the request fails as busy
+
+
+def make_client(model: RemoteModel, url: str) -> openai.AsyncOpenAI:
+    """A client for one URL. The openai package's own retries are off: the dispatcher retries,
+    only before the first token, and on another replica when there is one."""
+    timeout = openai.Timeout(connect=model.connect_timeout_s, read=max(model.first_token_timeout_s,
+                             model.stall_timeout_s) + 5.0, write=30.0, pool=None)
+    return openai.AsyncOpenAI(base_url=url, api_key=model.api_key.reveal() or NO_KEY, max_retries=0,
+                              timeout=timeout)
+
+
+@dataclass(frozen=True)
+class Piece:
+    """Text for one choice (variant) of the request, and the server's finish reason once given."""
+
+    index: int
+    text: str
+    finish_reason: str | None
+
+
+class RemoteFault(Exception):
+    """A try that failed. `kind`: "down" (refused, timed out, 5xx, a broken stream: counts
+    against the URL), "busy" (429), "key" (401/403), "refused" (400/404/422: this request
+    only). `retry_after_s` is the server's Retry-After, if any."""
+
+    def __init__(self, kind: str, reason: str, retry_after_s: float | None = None) -> None:
+        super().__init__(reason)
+        self.kind = kind
+        self.reason = reason
+        self.retry_after_s = retry_after_s
+
+    @property
+    def retryable(self) -> bool:
+        return self.kind in ("down", "busy")
+
+
+async def open_stream(client: openai.AsyncOpenAI, model: RemoteModel, fields: dict[str, Any]) -> Any:
+    """Send the request; the server's answer as an AsyncStream of chunks (raises RemoteFault)."""
+    standard = {k: v for k, v in fields.items() if k in OPENAI_FIELDS}
+    extra = {k: v for k, v in fields.items() if k not in OPENAI_FIELDS}
+    create = client.chat.completions.create if model.api == "chat" else client.completions.create
+    try:
+        return await create(model=model.served_model, stream=True, extra_body=extra or None, **standard)
+    except Exception as error:
+        raise fault_of(error) from error
+
+
+async def pieces(stream: Any, chat: bool) -> AsyncIterator[Piece]:
+    """The stream's text pieces in order (raises RemoteFault when it breaks)."""
+    try:
+        async for chunk in stream:
+            for choice in chunk.choices or ():
+                text = (choice.delta.content if chat and choice.delta else getattr(choice, "text", None)) or ""
+                if text or choice.finish_reason:
+                    yield Piece(choice.index or 0, text, choice.finish_reason)
+    except (asyncio.CancelledError, TimeoutError, RemoteFault):
+        raise
+    except Exception as error:
+        raise fault_of(error) from error
+
+
+def fault_of(error: BaseException) -> RemoteFault:
+    """What an exception from the client means for the bot, in one line without secrets."""
+    if isinstance(error, RemoteFault):
+        return error
+    if isinstance(error, openai.APITimeoutError):
+        return RemoteFault("down", "the server did not answer in time")
+    if isinstance(error, openai.APIConnectionError):
+        return RemoteFault("down", "the server cannot be reached")
+    if isinstance(error, openai.APIStatusError):
+        status = error.status_code
+        if status in (401, 403):
+            return RemoteFault("key", f"the server refused the API key ({status})")
+        if status == 429:
+            return RemoteFault("busy", "the server is busy (429)", retry_after(error.response))
+        if status >= 500:
+            return RemoteFault("down", f"the server failed ({status})", retry_after(error.response))
+        return RemoteFault("refused", f"the server refused the request ({status}: {short(error.message)})")
+    return RemoteFault("down", f"the stream broke ({type(error).__name__})")
+
+
+def retry_after(response: Any) -> float | None:
+    """The Retry-After header in seconds (the number form; a date is not used by these servers)."""
+    try:
+        return max(0.0, float(response.headers.get("retry-after", "")))
+    except (TypeError, ValueError, AttributeError):
+        return None
+
+
+def short(text: object) -> str:
+    return str(text).strip().splitlines()[0][:160] if str(text).strip() else ""
