@@ -78,7 +78,8 @@ class FakeOpenAI:
         app.router.add_get("/v1/models", self._models)
         app.router.add_post("/v1/chat/completions", self._complete)
         app.router.add_post("/v1/completions", self._complete)
-        self._runner = web.AppRunner(app, handle_signals=False)
+        # handler_cancellation: a client that goes away cancels its handler, so it is recorded at once
+        self._runner = web.AppRunner(app, handle_signals=False, handler_cancellation=True)
         await self._runner.setup()
         site = web.TCPSite(self._runner, HOST, port)
         await site.start()

@@ -88,15 +88,18 @@ async def stream_rows(model: RemoteModel, endpoints: list[Endpoint], attempt: At
             note_fault(model, attempt.endpoint, fault)
             delay = fault.retry_after_s if fault.retry_after_s is not None else \
                 RETRY_DELAYS_S[min(number, len(RETRY_DELAYS_S) - 1)]
-            if not fault.retryable or number == MAX_TRIES - 1 or delay > RETRY_AFTER_CAP_S:
+            if not fault.retryable or number == MAX_TRIES - 1:
                 raise
-            await asyncio.sleep(delay)
             attempt.tried.append(attempt.endpoint)
             other = choose(endpoints, key, exclude=attempt.tried)
             if other is not None and other.has_room:
-                attempt.move_to(other)
-            elif not attempt.endpoint.breaker.closed:
+                attempt.move_to(other)  # another replica: at once
+                continue
+            if not attempt.endpoint.breaker.closed:
                 raise RemoteFault("down", "every replica is marked down") from None
+            if delay > RETRY_AFTER_CAP_S:
+                raise
+            await asyncio.sleep(delay)  # the same replica again, after a pause
 
 
 async def one_try(model: RemoteModel, endpoint: Endpoint, handle: RequestHandle, rows: list[RemoteRow],
