@@ -58,7 +58,7 @@ class FakeOpenAI:
         self.text = text
         self.chunk_delay_s = chunk_delay_s
         self.api_key = api_key
-        self.stamp = stamp  # each chunk carries `sent_at` (time.time()): the benchmark's delay figure
+        self.stamp = stamp  # each word carries the time it was sent (wN@unix-time): the benchmark's delay figure
         self.faults: deque[Fault] = deque()
         self.requests: list[Recorded] = []
         self.down = False  # every request, /v1/models included, gets 503
@@ -147,8 +147,9 @@ class FakeOpenAI:
             if fault is not None and record.chunks_sent >= fault.after:
                 await self._misbehave(response, fault)
                 return
+            word = f"{words[position]}@{time.time():.6f}" if self.stamp else words[position]
             for index in range(choices):
-                piece = ("" if position == 0 else " ") + words[position]
+                piece = ("" if position == 0 else " ") + word
                 await self._send(response, record, chat, index, piece, None)
             if self.chunk_delay_s:
                 await asyncio.sleep(self.chunk_delay_s)
@@ -168,8 +169,6 @@ class FakeOpenAI:
             choice["text"] = text
         chunk: dict[str, Any] = {"id": f"req-{len(self.requests)}", "object": "chat.completion.chunk" if chat
                                  else "text_completion", "created": 0, "model": self.models[0], "choices": [choice]}
-        if self.stamp:
-            chunk["sent_at"] = time.time()
         await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
         record.chunks_sent += 1 if text else 0
 

@@ -117,6 +117,9 @@ class RemoteModels:
                     continue
                 task = asyncio.create_task(self._serve(handle, endpoint), name=f"remote-{handle.id}")
                 self._running[handle.id] = task
+                # Sending a request costs about a millisecond before its first await: started one
+                # per loop turn, a burst of hundreds never holds the loop for long.
+                await asyncio.sleep(0)
 
     def _ready(self, handle: RequestHandle) -> bool:
         """Whether the dispatcher takes `handle` now (called under the queue's lock): a remote

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from bot.engine.remote.client import RETRY_AFTER_CAP_S, RemoteFault, open_stream, pieces
+from bot.engine.remote.client import RETRY_AFTER_CAP_S, Pieces, RemoteFault, open_stream
 from bot.engine.remote.dialects import sampling_fields
 from bot.engine.remote.prompting import prompt_fields
 from bot.engine.remote.replicas import Endpoint, choose
@@ -109,9 +109,10 @@ async def one_try(model: RemoteModel, endpoint: Endpoint, handle: RequestHandle,
     chat = model.api == "chat"
     try:
         async with asyncio.timeout(model.first_token_timeout_s) as timer:
-            stream = await open_stream(endpoint.client, model, fields)
+            response = await open_stream(endpoint.client, model, fields)
+            stream = Pieces(response, chat)
             try:
-                async for piece in pieces(stream, chat):
+                async for piece in stream:
                     row = rows[piece.index] if 0 <= piece.index < len(rows) else None
                     if row is None or row.done:
                         continue
@@ -123,13 +124,13 @@ async def one_try(model: RemoteModel, endpoint: Endpoint, handle: RequestHandle,
                     if all(r.done or r.server_reason for r in rows):
                         break  # every row is done: closing the stream frees the server's slot
             finally:
-                await stream.close()
+                await response.close()
     except TimeoutError:
         started = any(row.count for row in rows)
         raise RemoteFault("down", "the stream stalled" if started else
                           f"no first token within {model.first_token_timeout_s:g} s") from None
     for row in rows:
-        if not row.done and row.server_reason is None:
+        if not row.done and row.server_reason is None and not stream.done:
             raise RemoteFault("down", "the stream ended before the server finished")
         if not row.done:
             row.finish(row.raw, "length" if row.server_reason == "length" else "stop")
