@@ -199,6 +199,7 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="the engine default (MAX_BATCH)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-sequential", action="store_true", help="skip (a), the slowest phase")
+    parser.add_argument("--skip-static", action="store_true", help="skip (b)")
     parser.add_argument("--remote", help="base URL of an OpenAI-compatible server (http://host:port/v1)")
     parser.add_argument("--served-model", help="with --remote: the model id the server knows")
     parser.add_argument("--dialect", default="vllm", help="with --remote: vllm, sglang, llamacpp, ollama, openai")
@@ -225,8 +226,11 @@ def main() -> None:
           f"ttft p50 {engine['ttft_p50_s']:.2f} s p99 {engine['ttft_p99_s']:.2f} s; per-token p50 "
           f"{1000 * engine['token_latency_p50_s']:.0f} ms; loop lag p99 {engine['loop_lag_p99_ms']:.1f} ms; "
           f"peak RSS {engine['peak_rss_mb']:.0f} MiB")
-    static = run_static(model, jobs, args.max_batch)
-    print(f"(b) static:     {static['tokens_per_s']:8.1f} tok/s in {static['elapsed_s']:.1f} s")
+    if args.skip_static:
+        static = {"tokens_per_s": float("nan")}
+    else:
+        static = run_static(model, jobs, args.max_batch)
+        print(f"(b) static:     {static['tokens_per_s']:8.1f} tok/s in {static['elapsed_s']:.1f} s")
     if args.skip_sequential:
         sequential = {"tokens_per_s": float("nan")}
     else:

@@ -90,3 +90,15 @@ async def test_shutdown_closes_running_streams_with_the_shutdown_failure() -> No
         await asyncio.sleep(0.1)
     assert final.kind == "error" and final.failure is not None and final.failure.value == "shutting_down"
     assert server.completions()[0].disconnected
+
+
+async def test_stop_just_after_the_dispatcher_took_a_request_still_ends_it() -> None:
+    async with FakeOpenAI() as server, remote_engine(at(REMOTE, server.url)) as engine:
+        handle = engine.submit(request())
+        await asyncio.sleep(0)  # the dispatcher takes it and creates its task, which has not run yet
+        assert engine.remote.running() == 1
+        engine.cancel(handle)
+        final = await asyncio.wait_for(handle.result(), 5)
+        (status,) = engine.stats().endpoints
+    assert final.kind == "cancelled" and status.in_flight == 0 and engine.remote.running() == 0
+    assert not server.completions(), "a stopped request was still sent"

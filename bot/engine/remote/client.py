@@ -7,11 +7,12 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Any
-
-import openai
+from typing import TYPE_CHECKING, Any
 
 from bot.engine.remote.spec import RemoteModel
+
+if TYPE_CHECKING:
+    import openai
 
 # OpenAI's own body fields; everything else a dialect adds travels in `extra_body`.
 OPENAI_FIELDS = ("max_tokens", "temperature", "top_p", "seed", "stop", "n", "messages", "prompt")
@@ -22,6 +23,8 @@ RETRY_AFTER_CAP_S = 10.0  # a longer Retry-After is not waited for: the request 
 def make_client(model: RemoteModel, url: str) -> openai.AsyncOpenAI:
     """A client for one URL. The openai package's own retries are off: the dispatcher retries,
     only before the first token, and on another replica when there is one."""
+    import openai  # here: importing it takes most of a second, and only remote models need it
+
     timeout = openai.Timeout(connect=model.connect_timeout_s, read=max(model.first_token_timeout_s,
                              model.stall_timeout_s) + 5.0, write=30.0, pool=None)
     return openai.AsyncOpenAI(base_url=url, api_key=model.api_key.reveal() or NO_KEY, max_retries=0,
@@ -114,6 +117,8 @@ class Pieces:
 
 def fault_of(error: BaseException) -> RemoteFault:
     """What an exception from the client means for the bot, in one line without secrets."""
+    import openai
+
     if isinstance(error, RemoteFault):
         return error
     if isinstance(error, openai.APITimeoutError):

@@ -45,6 +45,9 @@ class RemoteModels:
         self._report = Callbacks(deliver_final, metrics.tokens, metrics.ttft.append)
         self._reserved: dict[int, Endpoint | None] = {}
         self._running: dict[int, asyncio.Task[None]] = {}
+        # Requests whose task has begun: only those are cancelled as tasks (a task cancelled before
+        # it runs never enters its try block, so it could not end its request).
+        self._started: set[int] = set()
         self._tasks: list[asyncio.Task[None]] = []
         self._wake: asyncio.Event | None = None
         self._closing: Failure | None = None
@@ -86,15 +89,18 @@ class RemoteModels:
     def cancel(self, handle: RequestHandle) -> None:
         """Stop a running request: its task ends, which closes its HTTP stream (the server frees the slot)."""
         task = self._running.get(handle.id)
-        if task is not None:
-            task.cancel()
+        if task is not None and handle.id in self._started:
+            task.cancel()  # one not begun yet sees handle.cancelled when it begins
 
     async def close(self, failure: Failure) -> None:
         """End every running request with `failure` and stop the dispatcher and probes."""
         self._closing = failure
         running = list(self._running.values())
-        for task in [*running, *self._tasks]:
+        for task in self._tasks:
             task.cancel()
+        for handle_id, task in self._running.items():
+            if handle_id in self._started:
+                task.cancel()  # one not begun yet sees _closing when it begins
         await asyncio.gather(*running, *self._tasks, return_exceptions=True)
         self._tasks = []
         for endpoints in self.endpoints.values():
@@ -145,7 +151,10 @@ class RemoteModels:
         handle.model_used, handle.started_at = model.name, time.monotonic()
         seed = seed_of(handle, params) if params.do_sample else None
         attempt = Attempt(endpoint) if endpoint is not None else None
+        self._started.add(handle.id)
         try:
+            if handle.cancelled or self._closing is not None:
+                raise asyncio.CancelledError  # stopped (or shutting down) before it began
             handle.deliver_here(Event("started", unsupported=unsupported(params, model.dialect)))
             if attempt is None:
                 raise RemoteFault("down", "every replica is marked down")
@@ -165,6 +174,7 @@ class RemoteModels:
             if attempt is not None:
                 attempt.endpoint.in_flight -= 1
             self._running.pop(handle.id, None)
+            self._started.discard(handle.id)
             self.wake()
 
     def _fail(self, handle: RequestHandle, model: RemoteModel, rows: list[RemoteRow], fault: RemoteFault) -> None:

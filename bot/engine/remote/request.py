@@ -8,12 +8,13 @@ paragraph with a note (Failure.REMOTE_CUT), and nothing half-done is stored as c
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from bot.engine.remote.client import RETRY_AFTER_CAP_S, Pieces, RemoteFault, open_stream
+from bot.engine.remote.client import RETRY_AFTER_CAP_S, Piece, Pieces, RemoteFault, open_stream
 from bot.engine.remote.dialects import sampling_fields
 from bot.engine.remote.prompting import prompt_fields
 from bot.engine.remote.replicas import Endpoint, choose
@@ -105,26 +106,16 @@ async def stream_rows(model: RemoteModel, endpoints: list[Endpoint], attempt: At
 async def one_try(model: RemoteModel, endpoint: Endpoint, handle: RequestHandle, rows: list[RemoteRow],
                   fields: dict[str, object], report: Callbacks) -> None:
     """Send the request once and stream it into `rows`; raise RemoteFault if it fails."""
-    loop = asyncio.get_running_loop()
     chat = model.api == "chat"
     try:
         async with asyncio.timeout(model.first_token_timeout_s) as timer:
             response = await open_stream(endpoint.client, model, fields)
             stream = Pieces(response, chat)
             try:
-                async for piece in stream:
-                    row = rows[piece.index] if 0 <= piece.index < len(rows) else None
-                    if row is None or row.done:
-                        continue
-                    if piece.text:
-                        timer.reschedule(loop.time() + model.stall_timeout_s)
-                        take_text(row, piece.text, report)
-                    if piece.finish_reason and not row.done:
-                        row.server_reason = piece.finish_reason
-                    if all(r.done or r.server_reason for r in rows):
-                        break  # every row is done: closing the stream frees the server's slot
+                async with contextlib.aclosing(stream.__aiter__()) as pieces:
+                    await read_pieces(pieces, rows, model, timer, report)
             finally:
-                await response.close()
+                await response.close()  # closing the stream makes the server abort and free the slot
     except TimeoutError:
         started = any(row.count for row in rows)
         raise RemoteFault("down", "the stream stalled" if started else
@@ -135,6 +126,23 @@ async def one_try(model: RemoteModel, endpoint: Endpoint, handle: RequestHandle,
         if not row.done:
             row.finish(row.raw, "length" if row.server_reason == "length" else "stop")
             report.deliver_final(row)
+
+
+async def read_pieces(pieces: AsyncIterator[Piece], rows: list[RemoteRow], model: RemoteModel,
+                      timer: asyncio.Timeout, report: Callbacks) -> None:
+    """Each piece into its row; the first text (and each after) pushes the timeout to the stall limit."""
+    loop = asyncio.get_running_loop()
+    async for piece in pieces:
+        row = rows[piece.index] if 0 <= piece.index < len(rows) else None
+        if row is None or row.done:
+            continue
+        if piece.text:
+            timer.reschedule(loop.time() + model.stall_timeout_s)
+            take_text(row, piece.text, report)
+        if piece.finish_reason and not row.done:
+            row.server_reason = piece.finish_reason
+        if all(r.done or r.server_reason for r in rows):
+            return  # every row is done: the caller closes the stream, which frees the server's slot
 
 
 def take_text(row: RemoteRow, piece: str, report: Callbacks) -> None:
