@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import socket
+
+import pytest
 
 from models.prompts import SYSTEM_PROMPT
 from testing.fakeopenai import DEFAULT_TEXT, FakeOpenAI
@@ -102,3 +106,21 @@ async def test_stop_just_after_the_dispatcher_took_a_request_still_ends_it() -> 
         (status,) = engine.stats().endpoints
     assert final.kind == "cancelled" and status.in_flight == 0 and engine.remote.running() == 0
     assert not server.completions(), "a stopped request was still sent"
+
+
+async def test_start_up_logs_one_line_per_url_without_waiting_for_them(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="bot.engine.remote")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        dead = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    async with FakeOpenAI() as server, FakeOpenAI(models=("another",)) as elsewhere:
+        models = (at(REMOTE, server.url), at(REMOTE, elsewhere.url, name="other"), at(REMOTE, dead, name="gone"))
+        async with remote_engine(*models):
+            deadline = asyncio.get_running_loop().time() + 5
+            while len([r for r in caplog.records if "remote model" in r.getMessage()]) < 3:
+                assert asyncio.get_running_loop().time() < deadline, "start-up lines missing"
+                await asyncio.sleep(0.05)
+    lines = sorted(r.getMessage() for r in caplog.records if "remote model" in r.getMessage())
+    assert lines[0].startswith("remote model fake: 127.0.0.1:") and lines[0].endswith("is reachable and serves fake-model")
+    assert lines[1].startswith("remote model gone:") and "is not reachable" in lines[1]
+    assert lines[2].startswith("remote model other:") and "does not serve fake-model (it serves: another)" in lines[2]
