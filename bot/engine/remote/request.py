@@ -80,7 +80,7 @@ async def stream_rows(model: RemoteModel, endpoints: list[Endpoint], attempt: At
         params, model.dialect, seed, n=len(rows), continuation=bool(handle.request.prompt.history))
     for number in range(MAX_TRIES):
         try:
-            await one_try(model, attempt.endpoint, handle, rows, fields, report)
+            await one_try(model, attempt.endpoint, rows, fields, report)
             attempt.endpoint.breaker.success()
             return
         except RemoteFault as fault:
@@ -103,7 +103,7 @@ async def stream_rows(model: RemoteModel, endpoints: list[Endpoint], attempt: At
             await asyncio.sleep(delay)  # the same replica again, after a pause
 
 
-async def one_try(model: RemoteModel, endpoint: Endpoint, handle: RequestHandle, rows: list[RemoteRow],
+async def one_try(model: RemoteModel, endpoint: Endpoint, rows: list[RemoteRow],
                   fields: dict[str, object], report: Callbacks) -> None:
     """Send the request once and stream it into `rows`; raise RemoteFault if it fails."""
     chat = model.api == "chat"
