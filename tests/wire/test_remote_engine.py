@@ -124,3 +124,13 @@ async def test_start_up_logs_one_line_per_url_without_waiting_for_them(caplog: p
     assert lines[0].startswith("remote model fake: 127.0.0.1:") and lines[0].endswith("is reachable and serves fake-model")
     assert lines[1].startswith("remote model gone:") and "is not reachable" in lines[1]
     assert lines[2].startswith("remote model other:") and "does not serve fake-model (it serves: another)" in lines[2]
+
+
+async def test_the_started_event_names_what_the_server_cannot_honour_dry_only_for_continuations() -> None:
+    params = PLAIN.replace(no_repeat_ngram_size=2, dry_multiplier=0.8)
+    async with FakeOpenAI() as server, remote_engine(at(REMOTE, server.url, dialect="ollama")) as engine:
+        first = (await events_of(engine.submit(request(params=params))))[0]
+        later = (await events_of(engine.submit(request(params=params, history=["Once."]))))[0]
+    assert first.kind == "started" and first.unsupported == ("no_repeat_ngram_size",)
+    assert later.unsupported == ("no_repeat_ngram_size", "dry_multiplier")
+    assert "dry_multiplier" not in server.completions()[1].body

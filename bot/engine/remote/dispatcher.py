@@ -155,7 +155,10 @@ class RemoteModels:
         try:
             if handle.cancelled or self._closing is not None:
                 raise asyncio.CancelledError  # stopped (or shutting down) before it began
-            handle.deliver_here(Event("started", unsupported=unsupported(params, model.dialect)))
+            missing = unsupported(params, model.dialect)
+            if not handle.request.prompt.history:  # DRY is for continuations: a first paragraph has none
+                missing = tuple(name for name in missing if name != "dry_multiplier")
+            handle.deliver_here(Event("started", unsupported=missing))
             if attempt is None:
                 raise RemoteFault("down", "every replica is marked down")
             groups = [rows] if takes_n(model.dialect) else [[row] for row in rows]
