@@ -127,7 +127,7 @@ async def test_start_up_logs_one_line_per_url_without_waiting_for_them(caplog: p
 
 
 async def test_the_started_event_names_what_the_server_cannot_honour_dry_only_for_continuations() -> None:
-    params = PLAIN.replace(no_repeat_ngram_size=2, dry_multiplier=0.8)
+    params = PLAIN.replace(no_repeat_ngram_size=2, dry_multiplier=0.8, top_k=0, repetition_penalty=1.0)
     async with FakeOpenAI() as server, remote_engine(at(REMOTE, server.url, dialect="ollama")) as engine:
         first = (await events_of(engine.submit(request(params=params))))[0]
         later = (await events_of(engine.submit(request(params=params, history=["Once."]))))[0]
