@@ -11,9 +11,11 @@ on the bot-side delay. The bot-side delay itself is measured too: the stream rea
 so that each token's arrival (its chunk read and parsed) is stamped, and the event that carries
 it is compared with that. Event-loop lag is sampled every 10 ms throughout.
 
-First, in the same run, the cost of reading one chunk two ways: the openai client's typed chunk
-object (what iterating its AsyncStream builds) against json.loads and the few fields we read
-(bot/engine/remote/client.py, which uses the client's raw streaming response).
+In the same run, two comparisons that chose the bot's client: reading one chunk as the openai
+client's typed chunk object (what iterating its AsyncStream builds) against json.loads and the
+few fields we read; and reading 50 concurrent streams' lines through the openai client's raw
+response (httpx) against aiohttp, which bot/engine/remote/client.py uses. The openai package
+comes with the dev dependencies (transformers[serving]).
 """
 
 from __future__ import annotations
@@ -166,6 +168,52 @@ def parse_costs(count: int = 5000) -> tuple[float, float]:
     return 1e6 * typed / count, 1e6 * ours / count
 
 
+async def transport_costs(url: str, streams: int = 50) -> tuple[float, float]:
+    """CPU microseconds per token of reading `streams` concurrent streams' lines: (the openai
+    client's raw response, as the bot reads it; aiohttp, which discord.py already brings)."""
+    import json
+
+    import aiohttp
+    import openai
+
+    body = {"model": "fake-model", "stream": True, "max_tokens": 512,
+            "messages": [{"role": "user", "content": "hi"}]}
+
+    async def with_openai(client: Any) -> int:
+        response = await client.chat.completions.with_streaming_response.create(
+            model="fake-model", stream=True, max_tokens=512, messages=body["messages"]).__aenter__()
+        count = 0
+        async for line in response.iter_lines():
+            if line.startswith("data:") and not line.endswith("[DONE]"):
+                json.loads(line[5:])
+                count += 1
+        await response.close()
+        return count
+
+    async def with_aiohttp(session: aiohttp.ClientSession) -> int:
+        count = 0
+        async with session.post(f"{url}/chat/completions", json=body) as response:
+            async for raw in response.content:
+                line = raw.decode().strip()
+                if line.startswith("data:") and not line.endswith("[DONE]"):
+                    json.loads(line[5:])
+                    count += 1
+        return count
+
+    client = openai.AsyncOpenAI(base_url=url, api_key="none", max_retries=0)
+    await with_openai(client)  # warm-up
+    cpu = time.process_time()
+    tokens = sum(await asyncio.gather(*(with_openai(client) for _ in range(streams))))
+    openai_us = 1e6 * (time.process_time() - cpu) / tokens
+    await client.close()
+    async with aiohttp.ClientSession() as session:
+        await with_aiohttp(session)
+        cpu = time.process_time()
+        tokens = sum(await asyncio.gather(*(with_aiohttp(session) for _ in range(streams))))
+        aiohttp_us = 1e6 * (time.process_time() - cpu) / tokens
+    return openai_us, aiohttp_us
+
+
 def main() -> None:
     request_module.Pieces = StampedPieces  # type: ignore[misc]  # the benchmark's stamps only
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -180,6 +228,7 @@ def main() -> None:
     server = start_server(port, args.tokens, args.chunk_delay)
     try:
         figures = asyncio.run(run(f"http://127.0.0.1:{port}/v1", args.streams, args.tokens))
+        openai_us, aiohttp_us = asyncio.run(transport_costs(f"http://127.0.0.1:{port}/v1"))
     finally:
         server.terminate()
         server.wait(10)
@@ -195,6 +244,8 @@ def main() -> None:
           f"max {figures['lag_max_ms']:.1f} ms")
     print(f"bot side, chunk read and parsed -> event delivered: p50 {figures['bot_p50_ms']:.2f} ms, "
           f"p99 {figures['bot_p99_ms']:.2f} ms")
+    print(f"reading 50 streams' lines (json.loads each): the openai client's raw response {openai_us:.0f} us "
+          f"of CPU per token, aiohttp {aiohttp_us:.0f} us ({openai_us / aiohttp_us:.1f}x)")
     print(f"bot_delay_p99_ms={figures['bot_p99_ms']:.2f} delay_p99_ms={figures['delay_p99_ms']:.2f} loop_lag_p99_ms={figures['lag_p99_ms']:.1f} "
           f"lost={figures['expected'] - figures['delivered']} out_of_order={figures['out_of_order']}")
 

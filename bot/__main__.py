@@ -26,7 +26,7 @@ log = logging.getLogger("bot")
 def configure_logging(level: str) -> None:
     logging.basicConfig(level=level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    for noisy in ("transformers", "httpx", "httpx2", "openai", "huggingface_hub", "discord.gateway"):
+    for noisy in ("transformers", "httpx", "huggingface_hub", "discord.gateway"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -210,7 +210,7 @@ class RemoteModels:
         served = self.models[name].served_model
         try:
             async with asyncio.timeout(self.models[name].connect_timeout_s + 5):
-                ids = [m.id async for m in endpoint.client.models.list()]
+                ids = await endpoint.client.model_ids()
         except Exception as error:
             log.warning("remote model %s: %s is not reachable (%s); requests will try it and fall back "
                         "on its breaker", name, endpoint.label, fault_of(error).reason)
@@ -236,7 +236,7 @@ class RemoteModels:
     async def _probe_one(self, name: str, endpoint: Endpoint) -> None:
         try:
             async with asyncio.timeout(self.models[name].connect_timeout_s + 5):
-                await endpoint.client.models.list()
+                await endpoint.client.model_ids()
         except Exception as error:
             endpoint.breaker.failure(fault_of(error).reason)
             log.info("remote model %s: %s still down; next probe in %.0f s", name, endpoint.label,

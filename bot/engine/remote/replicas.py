@@ -17,7 +17,7 @@ class Endpoint:
     """One URL of a remote model."""
 
     url: str
-    client: Any  # openai.AsyncOpenAI (any object with its chat, completions and models)
+    client: Any  # client.RemoteClient (tests may pass another with stream, model_ids and close)
     max_in_flight: int
     breaker: CircuitBreaker = field(default_factory=CircuitBreaker)
     in_flight: int = 0
