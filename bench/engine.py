@@ -1,12 +1,17 @@
 """Engine benchmark: one workload, three ways, measured in one run.
 
     python -m bench.engine [--n 64] [--model smollm2] [--device auto] [--rate 8] [--seed 0]
+    python -m bench.engine --remote http://127.0.0.1:8091/v1 --served-model ID [--dialect llamacpp]
 
 (a) one `generate` call per request in arrival order (the classic notebook way);
 (b) static batches of the engine's maximum batch size with `generate`, one setting per batch,
     padded and run until the longest request ends;
 (c) the engine: continuous batching with every request's own settings.
 Only requested tokens count. The last line is machine-readable.
+
+With --remote, the same workload goes through the bot's remote path (bot/engine/remote: the fair
+queue, at most --max-in-flight requests on the server, streaming with the openai client) to any
+OpenAI-compatible server, and (c) is printed for it: compare a server with the in-process engine.
 """
 
 from __future__ import annotations
@@ -109,6 +114,11 @@ async def run_engine(model: HFStepModel, jobs: list[Job], max_batch: int) -> dic
     """(c): the engine, with arrivals as the asyncio side would see them."""
     engine = Engine(lambda name: model, model.name, max_batch=max_batch, max_waiting=10_000,
                     max_per_user=10_000, device=str(model.device))
+    return await drive(engine, model.name, jobs)
+
+
+async def drive(engine: Engine, model_name: str, jobs: list[Job]) -> dict[str, float]:
+    """Submit `jobs` at their arrival times and measure what a front would see."""
     lags: list[float] = []
     rss = RssSampler()
     ttfts: list[float] = []
@@ -138,7 +148,7 @@ async def run_engine(model: HFStepModel, jobs: list[Job], max_batch: int) -> dic
                 raise RuntimeError(event.text)
 
     async with engine:
-        engine.preload(model.name)
+        engine.preload(model_name)
         await asyncio.sleep(0.1)
         watcher = asyncio.create_task(watch_loop())
         rss.start()
@@ -189,7 +199,18 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=DEFAULT_MAX_BATCH, help="the engine default (MAX_BATCH)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip-sequential", action="store_true", help="skip (a), the slowest phase")
+    parser.add_argument("--skip-static", action="store_true", help="skip (b)")
+    parser.add_argument("--remote", help="base URL of an OpenAI-compatible server (http://host:port/v1)")
+    parser.add_argument("--served-model", help="with --remote: the model id the server knows")
+    parser.add_argument("--dialect", default="vllm", help="with --remote: vllm, sglang, llamacpp, ollama, openai")
+    parser.add_argument("--api", default="chat", choices=["chat", "completion"])
+    parser.add_argument("--max-in-flight", type=int, default=DEFAULT_MAX_BATCH, help="with --remote: per URL")
     args = parser.parse_args()
+    if args.remote:
+        from bench.remote import bench_remote
+
+        bench_remote(args, workload(args.n, args.rate, args.seed, "remote"), drive)
+        return
     torch.manual_seed(args.seed)
     device = pick_device(args.device)
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
@@ -205,8 +226,11 @@ def main() -> None:
           f"ttft p50 {engine['ttft_p50_s']:.2f} s p99 {engine['ttft_p99_s']:.2f} s; per-token p50 "
           f"{1000 * engine['token_latency_p50_s']:.0f} ms; loop lag p99 {engine['loop_lag_p99_ms']:.1f} ms; "
           f"peak RSS {engine['peak_rss_mb']:.0f} MiB")
-    static = run_static(model, jobs, args.max_batch)
-    print(f"(b) static:     {static['tokens_per_s']:8.1f} tok/s in {static['elapsed_s']:.1f} s")
+    if args.skip_static:
+        static = {"tokens_per_s": float("nan")}
+    else:
+        static = run_static(model, jobs, args.max_batch)
+        print(f"(b) static:     {static['tokens_per_s']:8.1f} tok/s in {static['elapsed_s']:.1f} s")
     if args.skip_sequential:
         sequential = {"tokens_per_s": float("nan")}
     else:

@@ -34,7 +34,7 @@ async def run(config: Config) -> None:
     device = pick_device(config.device)
     engine = Engine(lambda name: load_model(name, device), config.default_model,
                     max_batch=config.max_batch, max_waiting=config.max_queue,
-                    max_per_user=config.max_per_user, device=str(device))
+                    max_per_user=config.max_per_user, device=str(device), remote=config.remote_models)
     stop = asyncio.Event()
     with stop_on_signals(stop):  # from here on, SIGTERM and Ctrl-C end in a clean close below
         async with (await Storage.open(config.database_path) as storage, engine,
@@ -49,15 +49,20 @@ async def run_front(config: Config, storage: Storage, engine: Engine, stop: asyn
     if config.discord_token:
         from bot.discord.client import run_discord
 
-        service = Service(storage, engine, config.default_model, extra_models=config.allowed_models)
+        service = Service(storage, engine, config.default_model, extra_models=offered(config))
         await run_discord(config, service, stop)
     else:
         from bot.console import Console
 
         log.info("no DISCORD_TOKEN set: starting the offline console")
         service = Service(storage, engine, config.default_model, cooldown_s=0,
-                          extra_models=config.allowed_models)
+                          extra_models=offered(config))
         await Console(service, grace_s=config.shutdown_grace_s).run(stop=stop)
+
+
+def offered(config: Config) -> tuple[str, ...]:
+    """The models members may choose besides the built-in ones: ALLOWED_MODELS and the remote ones."""
+    return (*config.allowed_models, *(model.name for model in config.remote_models))
 
 
 def main() -> int:

@@ -9,7 +9,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.engine.remote.spec import RemoteModel
 from bot.limits import DEFAULT_MAX_BATCH, SHUTDOWN_GRACE_S
+from bot.remote_config import read_remote_models
 from models.embedded import EMBEDDED_NAME
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -42,6 +44,12 @@ class Config:
     """Story history older than this many days is deleted; 0 keeps it forever."""
     allowed_models: tuple[str, ...] = ()
     """Models members may choose besides the built-in ones and the default (hub ids, folders)."""
+    remote_models: tuple[RemoteModel, ...] = ()
+    """Models served by OpenAI-compatible servers (REMOTE_MODELS_FILE); offered like allowed_models."""
+    shard_count: int | None = None
+    """Gateway shards in all (SHARD_COUNT); None: as many as Discord recommends."""
+    shard_ids: tuple[int, ...] = ()
+    """The shards this process runs (SHARD_IDS); empty: all of them."""
 
     def __repr__(self) -> str:  # never let the token reach a log line
         token = "set" if self.discord_token else "unset"
@@ -50,7 +58,9 @@ class Config:
                 f"dev_guild_id={self.dev_guild_id}, max_batch={self.max_batch}, "
                 f"max_queue={self.max_queue}, max_per_user={self.max_per_user}, "
                 f"shutdown_grace_s={self.shutdown_grace_s}, retention_days={self.retention_days}, "
-                f"allowed_models={self.allowed_models})")
+                f"allowed_models={self.allowed_models}, "
+                f"remote_models={tuple(m.name for m in self.remote_models)}, "
+                f"shard_count={self.shard_count}, shard_ids={self.shard_ids})")
 
     __str__ = __repr__
 
@@ -101,6 +111,10 @@ def load_config(environ: dict[str, str] | None = None, dotenv: Path | None = Pat
     level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    shard_count = integer("SHARD_COUNT", None, 1, 100_000)
+    shard_ids = shard_list(env.get("SHARD_IDS", ""), shard_count, problems)
+    remote_file = env.get("REMOTE_MODELS_FILE", "").strip()
+    remote = read_remote_models(Path(remote_file), env, problems) if remote_file else ()
     config = Config(
         discord_token=token,
         database_path=Path(env.get("DATABASE_PATH", "").strip() or "data/bot.db"),
@@ -114,7 +128,24 @@ def load_config(environ: dict[str, str] | None = None, dotenv: Path | None = Pat
         shutdown_grace_s=integer("SHUTDOWN_GRACE_S", SHUTDOWN_GRACE_S, 0, 600) or 0,
         retention_days=integer("RETENTION_DAYS", 0, 0, 36_500) or 0,
         allowed_models=tuple(name.strip() for name in env.get("ALLOWED_MODELS", "").split(",") if name.strip()),
+        remote_models=remote,
+        shard_count=shard_count,
+        shard_ids=shard_ids,
     )
     if problems:
         raise ConfigError(problems)
     return config
+
+
+def shard_list(text: str, shard_count: int | None, problems: list[str]) -> tuple[int, ...]:
+    """SHARD_IDS as numbers, each below SHARD_COUNT (which it needs)."""
+    parts = [part.strip() for part in text.split(",") if part.strip()]
+    if not parts:
+        return ()
+    if shard_count is None:
+        problems.append("SHARD_IDS needs SHARD_COUNT (the number of shards over all processes)")
+        return ()
+    if not all(part.isdigit() and int(part) < shard_count for part in parts):
+        problems.append(f"SHARD_IDS must be shard numbers from 0 to {shard_count - 1}, got {text.strip()!r}")
+        return ()
+    return tuple(int(part) for part in parts)

@@ -174,7 +174,8 @@ class Console:
                             'put a value with spaces in "double quotes"') from None
         action = words[0].lower()
         if action == "show":
-            self.say(settings_table(await self.service.effective_settings(self.place), self.service.models))
+            here = await self.service.effective_settings(self.place)
+            self.say(settings_table(here, self.service.models, self.service.unsupported(here.params)))
         elif action == "set" and len(words) >= 3:
             self.say(await self.service.set_setting(self.place, words[1], " ".join(words[2:])))
         elif action == "reset":

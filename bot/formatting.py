@@ -23,11 +23,14 @@ def defuse_mentions(text: str) -> str:
     return _MENTION.sub(lambda m: "<" + m.group(1) + ZERO_WIDTH_SPACE + m.group(2) + ">", text)
 
 
-def settings_table(settings: EffectiveSettings, models: Sequence[str] = ()) -> str:
+def settings_table(settings: EffectiveSettings, models: Sequence[str] = (), unsupported: Sequence[str] = ()) -> str:
     """One line per setting: name, value, where the value comes from, and what it may be (the
-    offered models for `model`)."""
+    offered models for `model`); settings the model cannot honour are marked so."""
     lines = []
     sources = settings.sources
+    # The DRY family is one feature: a server without it honours none of them.
+    marked = {n for n in ALL_SETTINGS
+              if n in unsupported or (n.startswith("dry_") and "dry_multiplier" in unsupported)}
     for name, spec in ALL_SETTINGS.items():
         value = settings.value(name)
         shown = "unset" if value is None else ("on" if value is True else "off" if value is False else value)
@@ -35,7 +38,8 @@ def settings_table(settings: EffectiveSettings, models: Sequence[str] = ()) -> s
             shown = "(none)"
         allowed = f"offered: {', '.join(models)}" if name == "model" and models else spec.range_text()
         source = f"{sources[name]}; " if sources and name in sources else ""
-        lines.append(f"{name} = {shown}  ({source}{allowed})")
+        lines.append(f"{name} = {shown}  ({source}{allowed})"
+                     + (f"  [not supported by {settings.params.model}]" if name in marked else ""))
     return "\n".join(lines)
 
 
@@ -66,6 +70,10 @@ def stats_text(stats: EngineStats, mine: Sequence[Progress] = (), stored: dict[s
     ]
     if stored is not None:
         lines.append(f"stored: {stored['stories']} stories, {stored['turns']} paragraphs")
+    for status in stats.endpoints:
+        state = {"closed": "up", "open": "DOWN", "half_open": "down, being probed"}[status.state]
+        lines.append(f"remote {status.model} at {status.label}: {state}, "
+                     f"{status.in_flight}/{status.max_in_flight} in flight")
     for index, progress in enumerate(mine):
         lines.insert(1 + index, f"your request: {progress_text(progress)}")
     return "\n".join(lines)

@@ -10,13 +10,26 @@ paragraph is stored; when the database cannot take it, the front gets an "error"
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
 from bot.engine.requests import TERMINAL, Event, Failure, Progress, RequestHandle
-from bot.messages import FELL_BACK, GENERATION_FAILED, NO_MODEL, NOT_SAVED, SHUTTING_DOWN, STEP_FAILED
+from bot.messages import (
+    FELL_BACK,
+    GENERATION_FAILED,
+    NO_MODEL,
+    NOT_SAVED,
+    NOT_SUPPORTED,
+    REMOTE_BUSY,
+    REMOTE_CUT,
+    REMOTE_DOWN,
+    REMOTE_KEY,
+    SHUTTING_DOWN,
+    STEP_FAILED,
+)
 from bot.paragraph_facts import ParagraphFacts, changed_settings
 from bot.place import Place
 from bot.storage import StorageUnavailable, Story, Turn
@@ -119,6 +132,8 @@ class Generations:
         self._controls = controls
         self._store = store
         self._following: set[asyncio.Task[Event]] = set()
+        # (conversation, model, settings) already told they are not supported: said once, not every time
+        self._told_unsupported: set[tuple[int, str, tuple[str, ...]]] = set()
 
     def start(self, generation: Generation) -> Generation:
         """Follow `generation` from now until its turn is stored, whoever reads its events."""
@@ -134,9 +149,19 @@ class Generations:
         if self._following:
             await asyncio.wait(list(self._following), timeout=timeout)
 
+    def _once(self, generation: Generation, event: Event) -> Event:
+        """A "started" event names unsupported settings only the first time for this conversation."""
+        if event.kind != "started" or not event.unsupported:
+            return event
+        told = (generation.place.conversation_id, generation.handle.model_used or "", event.unsupported)
+        if told in self._told_unsupported:
+            return dataclasses.replace(event, unsupported=())
+        self._told_unsupported.add(told)
+        return event
+
     async def _follow(self, generation: Generation) -> Event:
         async for engine_event in generation.handle.events():
-            event = worded(engine_event)
+            event = worded(self._once(generation, engine_event), generation.handle.model_used or "")
             kept = ""
             if event.kind == "done":
                 generation._record_facts()
@@ -168,12 +193,17 @@ class Generations:
         return ending
 
 
-def worded(event: Event) -> Event:
-    """The engine's event as a front shows it: failures and fallbacks in the users' words."""
-    if event.kind == "started" and event.fallback is not None:
-        fallback = event.fallback
-        return Event("started", FELL_BACK.format(wanted=fallback.wanted, reason=fallback.reason,
-                                                 used=fallback.used))
+def worded(event: Event, model: str = "") -> Event:
+    """The engine's event as a front shows it: failures, fallbacks and settings a model cannot
+    honour in the users' words."""
+    if event.kind == "started" and (event.fallback is not None or event.unsupported):
+        notes = []
+        if event.fallback is not None:
+            fallback = event.fallback
+            notes.append(FELL_BACK.format(wanted=fallback.wanted, reason=fallback.reason, used=fallback.used))
+        if event.unsupported:
+            notes.append(NOT_SUPPORTED.format(model=model, names=", ".join(shown_setting(n) for n in event.unsupported)))
+        return Event("started", "; ".join(notes))
     if event.kind == "error":
         return Event("error", failure_message(event.failure, event.text), event.variant, event.reason,
                      event.failure)
@@ -188,4 +218,14 @@ def failure_message(failure: Failure | None, detail: str) -> str:
         return STEP_FAILED.format(reason=detail)
     if failure is Failure.NO_MODEL:
         return NO_MODEL.format(reason=detail)
+    remote = {Failure.REMOTE_DOWN: REMOTE_DOWN, Failure.REMOTE_BUSY: REMOTE_BUSY, Failure.REMOTE_KEY: REMOTE_KEY}
+    if failure in remote:
+        return remote[failure].format(model=detail)
+    if failure is Failure.REMOTE_CUT:
+        return REMOTE_CUT.format(reason=detail)
     return detail or GENERATION_FAILED
+
+
+def shown_setting(name: str) -> str:
+    """A setting as a note names it: beam search for the strategy, the DRY family as dry_*."""
+    return {"strategy": "beam search (greedy instead)", "dry_multiplier": "dry_*"}.get(name, name)

@@ -18,6 +18,14 @@ NO_MODEL = "no model could be loaded: {reason}"
 # Said above a paragraph the default model wrote in place of the one asked for.
 FELL_BACK = "model {wanted} is not available ({reason}); used {used}"
 GENERATION_FAILED = "generation failed"
+# Remote models (an OpenAI-compatible server); {model} is the name members chose.
+REMOTE_DOWN = "the server that runs {model} is not answering right now: try again in a minute, or choose another model"
+REMOTE_BUSY = "the server that runs {model} is too busy right now: try again in a minute"
+REMOTE_KEY = "the server that runs {model} refused the bot's credentials: the bot's owner has to fix its settings"
+# The stream broke after text was shown: the text stays above this, and it is not saved.
+REMOTE_CUT = "the model server stopped in the middle of this paragraph ({reason}), so it was not saved: try again"
+# Said once above a paragraph whose model cannot honour some settings in effect ({names}).
+NOT_SUPPORTED = "{model} does not support {names} here: written without them"
 # What a click under a paragraph hears once its story's history was deleted (/forget, retention).
 FORGOTTEN = "this story was forgotten (its history was deleted), so it can't go on: start a new one with /write"
 # /forget's answer; BUTTONS_REMOVED is added when it took buttons away.

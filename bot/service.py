@@ -91,6 +91,10 @@ class Service:
             sources["model"] = "built-in"
         return EffectiveSettings(params, preferences, sources)
 
+    def unsupported(self, params: GenerationParams) -> tuple[str, ...]:
+        """The settings in `params` its model cannot honour (a remote server's dialect), for /settings show."""
+        return self.engine.unsupported(params)
+
     async def set_setting(self, place: Place, name: str, value: str, scope: str = "channel") -> str:
         """Change one setting at `scope` (server, channel, thread); returns a confirmation."""
         db_scope, scope_id = self._writable_scope(place, scope)
@@ -323,8 +327,9 @@ class Service:
                 defaults: GenerationParams | None = None) -> Generation:
         self._check_accepting()
         self._check_cooldown(place.user_id)
+        # A story's turns share a key, so a remote model's replica keeps its context cached.
         request = GenerationRequest(prompt, params, fairness_key=str(place.conversation_id),
-                                    user_id=place.user_id)
+                                    user_id=place.user_id, affinity_key=f"story-{story.id}" if story else None)
         handle = self._enqueue(request)
         self._last_request[place.user_id] = self._clock()
         return self.generations.start(

@@ -66,7 +66,8 @@ class Settings(commands.GroupCog, group_name="settings", group_description="Gene
     @app_commands.command(name="show")
     async def show(self, interaction: discord.Interaction) -> None:
         """Show the settings in effect here (built-in < server < channel < thread)."""
-        table = settings_table(await self.service.effective_settings(place_of(interaction)), self.service.models)
+        here = await self.service.effective_settings(place_of(interaction))
+        table = settings_table(here, self.service.models, self.service.unsupported(here.params))
         await interaction.response.send_message(
             f"Settings here (each with where it comes from):\n```\n{table}\n```", ephemeral=True,
             allowed_mentions=NO_MENTIONS)

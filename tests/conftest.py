@@ -101,8 +101,10 @@ class DiscordRig:
     @contextlib.asynccontextmanager
     async def services(self, *, prefix: str = "", step_delay_s: float = 0.0, max_batch: int = 8,
                        max_waiting: int = 64, max_per_user: int = 4, cooldown_s: float = 0.0,
-                       settings: dict[str, Any] | None = None, load_delay_s: float = 0.0) -> AsyncIterator[tuple[Any, Any]]:
-        """(Service, Config) over a fresh engine and this rig's database, as __main__ makes them."""
+                       settings: dict[str, Any] | None = None, load_delay_s: float = 0.0,
+                       remote: tuple[Any, ...] = ()) -> AsyncIterator[tuple[Any, Any]]:
+        """(Service, Config) over a fresh engine and this rig's database, as __main__ makes them;
+        `remote`: RemoteModels offered besides the tiny GPT-2."""
         from bot.config import Config
         from bot.engine.worker import Engine
         from bot.service import Service
@@ -117,7 +119,7 @@ class DiscordRig:
             return scripted
 
         engine = Engine(load, self.model_name, max_batch=max_batch, max_waiting=max_waiting,
-                        max_per_user=max_per_user)
+                        max_per_user=max_per_user, remote=remote)
         config = Config(discord_token=self.fake.token, database_path=self.database,
                         default_model=self.model_name, device="cpu", dev_guild_id=self.seed.guild.id,
                         max_batch=max_batch, max_queue=max_waiting, max_per_user=max_per_user,
@@ -125,7 +127,8 @@ class DiscordRig:
         async with await Storage.open(self.database) as storage, engine:
             engine.preload(self.model_name)
             await storage.update_settings("guild", self.seed.guild.id, settings or DISCORD_TEST_SETTINGS)
-            yield Service(storage, engine, self.model_name, cooldown_s=cooldown_s), config
+            yield Service(storage, engine, self.model_name, cooldown_s=cooldown_s,
+                          extra_models=[model.name for model in remote]), config
 
     @contextlib.asynccontextmanager
     async def running(self, *, message_content: bool = True, timing: Any = None,

@@ -151,6 +151,15 @@ class StoryBot(commands.Bot):
             log.info("could not clear the buttons of message %s: %s", message_id, error)
 
 
+class ShardedStoryBot(StoryBot, commands.AutoShardedBot):
+    """The bot on several gateway shards in one process (discord.py's AutoShardedBot): the shard
+    count from Discord, or SHARD_COUNT and SHARD_IDS when several processes share the shards."""
+
+    def __init__(self, service: Service, config: Config, **options: Any) -> None:
+        super().__init__(service, config, shard_count=config.shard_count,
+                         shard_ids=list(config.shard_ids) if config.shard_ids else None, **options)
+
+
 async def run_discord(config: Config, service: Service, stop: asyncio.Event | None = None) -> None:
     """Log in and run until the bot is closed, or until `stop` is set: then shut down gently.
     The token is only ever handed to discord.py."""
@@ -159,7 +168,7 @@ async def run_discord(config: Config, service: Service, stop: asyncio.Event | No
         raise ValueError("run_discord needs a DISCORD_TOKEN")
     message_content = True
     while True:
-        bot = StoryBot(service, config, message_content=message_content)
+        bot = ShardedStoryBot(service, config, message_content=message_content)
         try:
             async with bot:
                 await run_until_stopped(bot.start(token), stop, bot.shut_down)

@@ -6,6 +6,10 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from bot.engine.remote.replicas import EndpointStatus
 
 WINDOW_S = 10.0  # tokens per second is measured over this recent window
 KEEP_SAMPLES = 500  # latency samples kept for percentiles
@@ -28,6 +32,8 @@ class EngineStats:
     uptime_s: float
     requests_cancelled: int = 0
     """Stopped by a member (Stop), counted apart from failures."""
+    endpoints: tuple[EndpointStatus, ...] = ()
+    """The URLs of remote models: up, down (circuit open) or being probed, and requests in flight."""
 
 
 def percentile(values: list[float], q: float) -> float | None:

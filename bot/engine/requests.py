@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import secrets
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
@@ -13,7 +14,7 @@ from typing import Literal
 from bot.engine.detokenizer import IncrementalDetokenizer
 from bot.engine.paragraph_end import paragraph_end
 from models.base import Prompt, StepModel
-from models.params import GenerationParams
+from models.params import SETTINGS, GenerationParams
 from models.sampling import RowSampling
 
 ProgressState = Literal["waiting", "loading", "starting", "writing"]
@@ -21,6 +22,7 @@ EventKind = Literal["started", "text", "variant_done", "done", "error", "cancell
 TERMINAL = ("done", "error", "cancelled")
 # A prompt cut to fit the context window still leaves room for this many tokens (the shortest length).
 MIN_OUTPUT_ROOM = 8
+SEED_LIMIT = int(SETTINGS["seed"].maximum or 2**31 - 1) + 1  # a drawn seed is one a member can set
 
 
 class Failure(Enum):
@@ -30,6 +32,11 @@ class Failure(Enum):
     STEP_FAILED = "step_failed"  # the model failed in a step of the batch (text: why, one line)
     NO_MODEL = "no_model"  # no model could be loaded (text: why)
     REQUEST_FAILED = "request_failed"  # this request alone failed (text: why, in the backend's words)
+    # A remote model (bot/engine/remote): text is the model's name.
+    REMOTE_DOWN = "remote_down"  # no replica answers (refused, timed out, circuit open)
+    REMOTE_BUSY = "remote_busy"  # the server kept answering 429 (too many requests)
+    REMOTE_KEY = "remote_key"  # the server refused the API key (401/403): the owner must fix it
+    REMOTE_CUT = "remote_cut"  # the stream broke after text arrived: the text is kept, not stored
 
 
 @dataclass(frozen=True)
@@ -45,7 +52,8 @@ class Fallback:
 class Event:
     """One thing that happened to a request. `text` is a new piece for "text" events, the
     whole final text for "variant_done" and "done", and for "error" the detail of `failure`.
-    A "started" event carries `fallback` when the default model stands in for another."""
+    A "started" event carries `fallback` when the default model stands in for another, and
+    `unsupported`: the settings in effect that the model cannot honour (a remote dialect's)."""
 
     kind: EventKind
     text: str = ""
@@ -53,6 +61,7 @@ class Event:
     reason: str | None = None
     failure: Failure | None = None
     fallback: Fallback | None = None
+    unsupported: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -74,6 +83,9 @@ class GenerationRequest:
     params: GenerationParams
     fairness_key: str = "default"
     user_id: int | None = None
+    affinity_key: str | None = None
+    """Requests with the same key go to the same replica of a remote model while it is healthy
+    (a story's turns: the server's prefix cache keeps its context); None uses fairness_key."""
 
 
 class RequestHandle:
@@ -94,6 +106,7 @@ class RequestHandle:
         self.seed_used: int | None = None  # the seed drawn with (set or chosen); None for beam search
         self.cuts: dict[int, int] = {}  # variant -> tokens written when the length limit cut it
         self.texts: dict[int, str] = {}
+        self.fallback: Fallback | None = None  # set when a remote model's request runs on the default
         self._loop = loop
         self._events: asyncio.Queue[Event] = asyncio.Queue()
         self.final: Event | None = None
@@ -104,6 +117,10 @@ class RequestHandle:
             self._loop.call_soon_threadsafe(self._events.put_nowait, event)
         except RuntimeError:  # the loop is closed: nobody is listening any more
             pass
+
+    def deliver_here(self, event: Event) -> None:
+        """Called on the event loop itself (the remote path): no thread hop, no wake-up write."""
+        self._events.put_nowait(event)
 
     async def events(self) -> AsyncIterator[Event]:
         """Events until the terminal one (done, error or cancelled), which is yielded last."""
@@ -122,54 +139,43 @@ class RequestHandle:
         raise AssertionError("unreachable")
 
 
+def seed_of(handle: RequestHandle, params: GenerationParams) -> int:
+    """The request's seed: the one set, else one drawn now and kept on the handle, so that the
+    paragraph can be written again with `/settings set seed` (variant v draws with seed + v)."""
+    if handle.seed_used is None:
+        handle.seed_used = params.seed if params.seed is not None else secrets.randbelow(SEED_LIMIT)
+    return handle.seed_used
+
+
 @dataclass
-class Row:
-    """One variant of a running request: its prompt, sampling state and streamed text."""
+class StreamedText:
+    """One variant's text as it streams: what was shown, where a paragraph may end, and how it
+    finished. The in-process rows (Row) and the remote ones (bot/engine/remote) share it, so a
+    stop string and the paragraph's end behave the same whoever writes the tokens."""
 
     handle: RequestHandle
     variant: int
-    prompt_ids: list[int]
-    sampling: RowSampling
-    detokenizer: IncrementalDetokenizer
-    text: str = ""
-    sent: int = 0  # characters of `text` already streamed
-    floor: int = 0  # characters of `text` written before min_new_tokens: no paragraph ends inside
-    first_token_at: float | None = None
-    finished_reason: str | None = None
-    error: str | None = None  # why it failed (one line), with `failure` saying how
-    failure: Failure | None = None
-    done: bool = False
-    pending_text: str = field(default="", repr=False)
+    text: str = field(default="", kw_only=True)
+    sent: int = field(default=0, kw_only=True)  # characters of `text` already streamed
+    # characters of `text` written before min_new_tokens: no paragraph ends inside
+    floor: int = field(default=0, kw_only=True)
+    first_token_at: float | None = field(default=None, kw_only=True)
+    finished_reason: str | None = field(default=None, kw_only=True)
+    error: str | None = field(default=None, kw_only=True)  # why it failed (one line), with `failure` saying how
+    failure: Failure | None = field(default=None, kw_only=True)
+    done: bool = field(default=False, kw_only=True)
+    pending_text: str = field(default="", repr=False, kw_only=True)
 
-    @classmethod
-    def start(cls, handle: RequestHandle, variant: int, prompt_ids: list[int], params: GenerationParams,
-              model: StepModel, seed: int | None) -> Row:
-        """A row about to be prefilled, with its own sampling state and detokenizer."""
-        # DRY looks over the story so far; a new story's first paragraph has none (context None).
-        context = prompt_ids if handle.request.prompt.history else None
-        sampling = RowSampling.create(params, model.eos_token_ids, seed, model.ngram_free_tokens,
-                                      context=context,
-                                      sequence_breakers=model.sequence_breaker_tokens)
-        detokenizer = IncrementalDetokenizer(model.decode_text, getattr(model, "decode_context_tokens", None))
-        return cls(handle, variant, prompt_ids, sampling, detokenizer)
-
-    def step(self, token: int, model: StepModel) -> None:
-        """Take one chosen token; update the text and decide whether the row is finished."""
-        params = self.sampling.params
-        count = len(self.sampling.generated)
-        if token in model.eos_token_ids and not params.ignore_eos and count >= params.min_new_tokens:
-            self.finish(self.detokenizer.final_text(), "stop")
-            return
-        self.sampling.push(token)
-        before = self.text  # a stop can only end in what this token added
-        self.detokenizer.push(token)
-        self.text = self.detokenizer.text.lstrip()
-        if count + 1 < params.min_new_tokens:
+    def settle(self, params: GenerationParams, count: int, before: str, whole: Callable[[], str]) -> None:
+        """After the text grew to `count` tokens (`before` was the text until this token): note
+        the floor, finish at the length, a stop string or the paragraph's end, else make the
+        text that no later stop can cut pending. `whole` gives the final text at the length."""
+        if count < params.min_new_tokens:
             self.floor = len(self.text)
-        if count + 1 >= params.max_new_tokens:
-            self.finish(self.detokenizer.final_text(), "length")
+        if count >= params.max_new_tokens:
+            self.finish(whole(), "length")
             return
-        if not params.ignore_eos and count + 1 >= params.min_new_tokens and self._stop_found(params, before):
+        if not params.ignore_eos and count >= params.min_new_tokens and self._stop_found(params, before):
             return
         # Hold back what a later stop could still cut: trailing spaces and the beginning of a
         # stop string (a half character never reaches `text`: the detokenizer holds it).
@@ -210,6 +216,47 @@ class Row:
     def take_pending(self) -> str:
         piece, self.pending_text = self.pending_text, ""
         return piece
+
+    def written(self) -> int:
+        """Tokens written so far."""
+        raise NotImplementedError
+
+
+@dataclass
+class Row(StreamedText):
+    """One variant of a running in-process request: its prompt, sampling state and detokenizer."""
+
+    prompt_ids: list[int]
+    sampling: RowSampling
+    detokenizer: IncrementalDetokenizer
+
+    @classmethod
+    def start(cls, handle: RequestHandle, variant: int, prompt_ids: list[int], params: GenerationParams,
+              model: StepModel, seed: int | None) -> Row:
+        """A row about to be prefilled, with its own sampling state and detokenizer."""
+        # DRY looks over the story so far; a new story's first paragraph has none (context None).
+        context = prompt_ids if handle.request.prompt.history else None
+        sampling = RowSampling.create(params, model.eos_token_ids, seed, model.ngram_free_tokens,
+                                      context=context,
+                                      sequence_breakers=model.sequence_breaker_tokens)
+        detokenizer = IncrementalDetokenizer(model.decode_text, getattr(model, "decode_context_tokens", None))
+        return cls(handle, variant, prompt_ids, sampling, detokenizer)
+
+    def step(self, token: int, model: StepModel) -> None:
+        """Take one chosen token; update the text and decide whether the row is finished."""
+        params = self.sampling.params
+        count = len(self.sampling.generated)
+        if token in model.eos_token_ids and not params.ignore_eos and count >= params.min_new_tokens:
+            self.finish(self.detokenizer.final_text(), "stop")
+            return
+        self.sampling.push(token)
+        before = self.text  # a stop can only end in what this token added
+        self.detokenizer.push(token)
+        self.text = self.detokenizer.text.lstrip()
+        self.settle(params, count + 1, before, self.detokenizer.final_text)
+
+    def written(self) -> int:
+        return len(self.sampling.generated)
 
 
 @dataclass(frozen=True)

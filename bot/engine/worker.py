@@ -13,46 +13,41 @@ import asyncio
 import dataclasses
 import itertools
 import logging
-import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import torch
 
 from bot.engine.fair_queue import FairQueue
 from bot.engine.loading import ModelLoader, ModelState
 from bot.engine.metrics import EngineStats, Metrics, percentile
+from bot.engine.remote.dispatcher import RemoteModels
+from bot.engine.remote.spec import RemoteModel
 from bot.engine.requests import (
     Event,
     Failure,
+    Fallback,
     GenerationRequest,
     PreparedRequest,
     Progress,
     RequestHandle,
     Row,
+    StreamedText,
     fit_to_window,
     friendly_error,
     is_out_of_memory,
+    seed_of,
 )
 from bot.limits import DEFAULT_MAX_BATCH
 from models.base import StepModel, UnsupportedStrategy
-from models.params import SETTINGS, GenerationParams
+from models.params import GenerationParams
 from models.sampling import choose_tokens
 
 log = logging.getLogger(__name__)
 
 IDLE_WAIT_S = 0.05  # how long the idle worker sleeps before looking at the queue again
 DRAIN_POLL_S = 0.05  # how often a shutdown looks whether the running requests are done
-SEED_LIMIT = int(SETTINGS["seed"].maximum or 2**31 - 1) + 1  # a drawn seed is one a member can set
-
-
-def seed_of(handle: RequestHandle, params: GenerationParams) -> int:
-    """The request's seed: the one set, else one drawn now and kept on the handle, so that the
-    paragraph can be written again with `/settings set seed` (variant v draws with seed + v)."""
-    if handle.seed_used is None:
-        handle.seed_used = params.seed if params.seed is not None else secrets.randbelow(SEED_LIMIT)
-    return handle.seed_used
 
 
 class _ModelBatch:
@@ -69,7 +64,8 @@ class Engine:
 
     def __init__(self, loader: Callable[[str], StepModel], default_model: str, *, max_batch: int = DEFAULT_MAX_BATCH,
                  max_waiting: int = 256, max_per_user: int = 2, prefill_budget: int = 512,
-                 device: str = "cpu") -> None:
+                 device: str = "cpu", remote: Sequence[RemoteModel] = (),
+                 remote_client: Callable[[RemoteModel, str], object] | None = None) -> None:
         self.default_model = default_model
         self.max_batch = max_batch
         self.prefill_budget = prefill_budget  # prompt tokens prefilled per step, at most
@@ -82,6 +78,10 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loader = ModelLoader(loader, default_model, loaded=self._wake.set)
+        # Remote models share the fair queue, the limits and the metrics; they run on the event loop.
+        extra = {"client_factory": remote_client} if remote_client is not None else {}
+        self.remote = RemoteModels(remote, self.queue, self.metrics, finish_handle=self._finish_handle,
+                                   deliver_final=self._deliver_final, to_default=self._to_default, **extra)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -104,21 +104,25 @@ class Engine:
         deadline = time.monotonic() + grace_s
         while self._busy() and time.monotonic() < deadline:
             await asyncio.sleep(DRAIN_POLL_S)
+        await self.remote.close(Failure.SHUTTING_DOWN)
         await asyncio.to_thread(self.stop)
 
     def _busy(self) -> bool:
         running = any(not row.done for batch in list(self._batches.values()) for row in batch.rows)
-        return running or len(self.queue) > 0
+        return running or len(self.queue) > 0 or self.remote.running() > 0
 
     def preload(self, name: str) -> None:
         """Start loading a model in the background (start-up does not wait for it)."""
-        self._loader.request(name)
+        if not self.remote.owns(name):
+            self._loader.request(name)
 
     async def __aenter__(self) -> Engine:
         self.start()
+        self.remote.ensure_started()
         return self
 
     async def __aexit__(self, *exc: object) -> None:
+        await self.remote.close(Failure.SHUTTING_DOWN)
         await asyncio.to_thread(self.stop)
 
     # -- asyncio side -------------------------------------------------------------------------
@@ -127,9 +131,17 @@ class Engine:
         request.params.validate()
         handle = RequestHandle(next(self._ids), request, asyncio.get_running_loop())
         self.queue.add(handle, self._estimate_wait)
-        self._loader.request(request.params.model)
-        self._wake.set()
+        if self.remote.owns(request.params.model):
+            self.remote.ensure_started()
+            self.remote.wake()
+        else:
+            self._loader.request(request.params.model)
+            self._wake.set()
         return handle
+
+    def unsupported(self, params: GenerationParams) -> tuple[str, ...]:
+        """The settings in `params` that its model cannot honour (a remote server's dialect)."""
+        return self.remote.unsupported(params)
 
     def check_room(self, user_id: int | None) -> None:
         """Raise QueueFull or UserBusy if `submit` would refuse this user's request now."""
@@ -146,6 +158,8 @@ class Engine:
         in_queue = self.queue.position(handle)
         if in_queue is None:
             return Progress("writing", tokens=handle.tokens_written)
+        if self.remote.owns(handle.request.params.model):
+            return self.remote.progress(handle, in_queue)
         if self._loader.is_loading(handle.request.params.model):
             return Progress("loading")
         running = sum(len(batch.rows) for batch in list(self._batches.values()))
@@ -159,17 +173,34 @@ class Engine:
         handle.cancelled = True
         if self.queue.remove(handle):
             handle.deliver(Event("cancelled"))
+        self.remote.cancel(handle)
         self._wake.set()
 
     def stats(self) -> EngineStats:
         m = self.metrics
         return EngineStats(
-            queue_length=len(self.queue), running=sum(1 for b in self._batches.values() for r in b.rows if not r.done),
+            queue_length=len(self.queue), running=self.remote.running() + sum(
+                1 for b in self._batches.values() for r in b.rows if not r.done),
             tokens_per_s=m.tokens_per_s(), ttft_p50_s=percentile(list(m.ttft), 0.5),
             latency_p50_s=percentile(list(m.latency), 0.5), requests_done=m.done,
-            requests_failed=m.failed, tokens_total=m.tokens_total, models=tuple(self._loader.models),
-            device=self.device, uptime_s=time.monotonic() - m.started, requests_cancelled=m.cancelled,
+            requests_failed=m.failed, tokens_total=m.tokens_total,
+            models=(*self._loader.models, *self.remote.models), device=self.device,
+            uptime_s=time.monotonic() - m.started, requests_cancelled=m.cancelled,
+            endpoints=self.remote.statuses(),
         )
+
+    def _to_default(self, handle: RequestHandle, fallback: Fallback) -> bool:
+        """A remote request whose servers are down runs on the default model instead (the owner
+        chose so): back at the head of its lane, marked so its "started" event says why."""
+        default = self.default_model
+        if self.remote.owns(default) or handle.cancelled:
+            return False
+        handle.fallback = Fallback(fallback.wanted, fallback.reason, default)
+        handle.request = dataclasses.replace(handle.request, params=handle.request.params.replace(model=default))
+        self._loader.request(default)
+        self.queue.requeue_front([handle])
+        self._wake.set()
+        return True
 
     def _estimate_wait(self, waiting: int) -> float:
         rate = max(self.metrics.tokens_per_s(), 20.0)
@@ -199,8 +230,8 @@ class Engine:
         free = self.max_batch - sum(len(b.rows) for b in self._batches.values())
         if free <= 0:
             return False
-        taken = self.queue.take(free, accept=lambda h: h.cancelled or self._loader.choose(
-            h.request.params.model).state is not ModelState.LOADING)
+        taken = self.queue.take(free, accept=lambda h: not self.remote.owns(h.request.params.model) and (
+            h.cancelled or self._loader.choose(h.request.params.model).state is not ModelState.LOADING))
         budget = self.prefill_budget
         groups: dict[str, list[PreparedRequest]] = {}
         for index, handle in enumerate(taken):
@@ -214,7 +245,7 @@ class Engine:
             if choice.state is not ModelState.READY:
                 self._finish_handle(handle, Event("error", text=choice.reason, failure=Failure.NO_MODEL))
                 continue
-            handle.deliver(Event("started", fallback=choice.fallback))
+            handle.deliver(Event("started", fallback=choice.fallback or handle.fallback))
             prepared = self._prepare(handle, choice.name)
             if prepared is not None:
                 groups.setdefault(choice.name, []).append(prepared)
@@ -378,13 +409,13 @@ class Engine:
         log.error("prefill on %s failed: %s", batch.model.name, friendly_error(error))
         self._finish_handle(handle, Event("error", text=friendly_error(error), failure=Failure.REQUEST_FAILED))
 
-    def _deliver_final(self, row: Row) -> None:
+    def _deliver_final(self, row: StreamedText) -> None:
         row.done = True
         handle = row.handle
         handle.variants_left -= 1
         handle.texts[row.variant] = row.text
         if row.finished_reason == "length":
-            handle.cuts[row.variant] = len(row.sampling.generated)
+            handle.cuts[row.variant] = row.written()
         if row.pending_text:
             handle.deliver(Event("text", text=row.take_pending(), variant=row.variant))
         handle.deliver(Event("variant_done", text=row.text, variant=row.variant,

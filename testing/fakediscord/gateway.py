@@ -14,7 +14,7 @@ from aiohttp import WSMsgType, web
 
 from .builders import guild_create_json, member_json, user_json
 from .waiting import DEFAULT_TIMEOUT, Notifier
-from .world import World
+from .world import World, shard_of
 
 # Opcodes.
 DISPATCH, HEARTBEAT, IDENTIFY, PRESENCE, VOICE, RESUME, RECONNECT = 0, 1, 2, 3, 4, 6, 7
@@ -58,10 +58,15 @@ class GatewaySession:
     seq: int = 0
     ready: bool = False
     events: deque[dict[str, Any]] = field(default_factory=lambda: deque(maxlen=_REPLAY_BUFFER))
+    shard: tuple[int, int] = (0, 1)
+    """(shard id, shard count) from IDENTIFY; a sharded session sees only its shard's guilds."""
+    ws: web.WebSocketResponse | None = None  # a shard session's live connection
 
 
 class Gateway:
-    """Serves one client at a time; dispatches go to the live connection or wait for a RESUME."""
+    """Serves one client at a time, or one session per shard when IDENTIFY carries a shard
+    pair with a count above 1 (then each guild's events go to the session of its shard);
+    dispatches go to the live connection or wait for a RESUME."""
 
     def __init__(self, world: World, notifier: Notifier) -> None:
         self.world = world
@@ -70,6 +75,7 @@ class Gateway:
         self.frames: list[GatewayFrame] = []
         self.connections: list[GatewayConnection] = []
         self.session: GatewaySession | None = None
+        self.shards: dict[int, GatewaySession] = {}  # shard id -> session, when the client shards
         self._ws: web.WebSocketResponse | None = None
         self._open: dict[web.WebSocketResponse, GatewayConnection] = {}
         self._lock = asyncio.Lock()
@@ -114,21 +120,40 @@ class Gateway:
             self._open.pop(ws, None)
             if self._ws is ws:
                 self._ws = None
+            for session in self.shards.values():
+                if session.ws is ws:
+                    session.ws = None
             connection.close_code = connection.close_code or ws.close_code
             self.notifier.notify()
         return ws
 
     async def dispatch(self, event: str, data: Any) -> None:
-        """Send a DISPATCH with the next sequence number (kept for replay if nobody listens)."""
-        session = self.session
+        """Send a DISPATCH with the next sequence number (kept for replay if nobody listens);
+        when the client shards, to the session of the guild the event belongs to."""
+        session = self._session_for(data)
         if session is None:
             raise RuntimeError(f"cannot dispatch {event}: no client has identified yet")
+        await self._dispatch_to(session, event, data)
+
+    async def _dispatch_to(self, session: GatewaySession, event: str, data: Any) -> None:
         async with self._lock:
             session.seq += 1
             frame = {"op": DISPATCH, "t": event, "s": session.seq, "d": data}
             session.events.append(frame)
-            if self._ws is not None:
-                await self._send_now(self._ws, frame)
+            ws = session.ws if session.shard[1] > 1 else self._ws
+            if ws is not None:
+                await self._send_now(ws, frame)
+
+    def _session_for(self, data: Any) -> GatewaySession | None:
+        if not self.shards:
+            return self.session
+        count = next(iter(self.shards.values())).shard[1]
+        guild = data.get("guild_id") if isinstance(data, dict) else None
+        return self.shards.get(shard_of(int(guild), count) if guild else 0, self.session)
+
+    def shards_ready(self, count: int) -> bool:
+        """Whether `count` shard sessions are identified and connected."""
+        return sum(1 for s in self.shards.values() if s.ready and s.ws is not None and not s.ws.closed) >= count
 
     async def send_reconnect(self) -> None:
         """Send op 7: the client should drop the link and RESUME at resume_gateway_url."""
@@ -186,16 +211,22 @@ class Gateway:
         if data.get("token") != self.world.token:
             await self._reject(ws)
             return
-        self.session = GatewaySession(uuid.uuid4().hex, int(data.get("intents") or 0))
-        self._ws = ws
-        guilds = list(self.world.guilds.values())
-        await self.dispatch(
+        shard_id, count = (data.get("shard") or [0, 1])[:2]
+        session = GatewaySession(uuid.uuid4().hex, int(data.get("intents") or 0), shard=(shard_id, count), ws=ws)
+        if count > 1:
+            self.shards[shard_id] = session
+        if shard_id == 0:
+            self.session, self._ws = session, ws
+        guilds = [g for g in self.world.guilds.values() if shard_of(g.id, count) == shard_id]
+        await self._dispatch_to(
+            session,
             "READY",
             {
                 "v": 10,
                 "user": user_json(self.world.bot),
                 "guilds": [{"id": str(g.id), "unavailable": True} for g in guilds],
-                "session_id": self.session.id,
+                "session_id": session.id,
+                "shard": [shard_id, count],
                 "resume_gateway_url": f"{self.ws_url}/resume",
                 "application": {"id": str(self.world.application_id), "flags": 0},
                 "private_channels": [],
@@ -203,12 +234,12 @@ class Gateway:
             },
         )
         for guild in guilds:
-            await self.dispatch("GUILD_CREATE", guild_create_json(self.world, guild))
-        self.session.ready = True
+            await self._dispatch_to(session, "GUILD_CREATE", guild_create_json(self.world, guild))
+        session.ready = True
         self.notifier.notify()
 
     async def _resume(self, ws: web.WebSocketResponse, data: dict[str, Any]) -> None:
-        session = self.session
+        session = next((s for s in self.shards.values() if s.id == data.get("session_id")), self.session)
         if data.get("token") != self.world.token:
             await self._reject(ws)
             return
@@ -217,11 +248,13 @@ class Gateway:
             return
         last_seen = int(data.get("seq") or 0)
         async with self._lock:
-            self._ws = ws
+            session.ws = ws
+            if session is self.session:
+                self._ws = ws
             for event in list(session.events):
                 if event["s"] > last_seen:
                     await self._send_now(ws, event)
-        await self.dispatch("RESUMED", {})
+        await self._dispatch_to(session, "RESUMED", {})
         self.notifier.notify()
 
     async def _reject(self, ws: web.WebSocketResponse) -> None:

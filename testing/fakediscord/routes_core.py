@@ -53,7 +53,7 @@ class CoreRoutes:
         """GET /gateway[/bot]: only AutoShardedClient asks."""
         url = self.world.base_url.replace("http://", "ws://") + "/gateway"
         limit = {"total": 1000, "remaining": 1000, "reset_after": 0, "max_concurrency": 1}
-        return json_response({"url": url, "shards": 1, "session_start_limit": limit})
+        return json_response({"url": url, "shards": self.world.shard_count, "session_start_limit": limit})
 
     async def sync_commands(self, request: web.Request) -> web.Response:
         """PUT (bulk overwrite) global or guild commands; answers them with ids."""

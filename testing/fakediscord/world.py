@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import time
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -33,6 +34,11 @@ _FILE_FIELD = re.compile(r"files\[(\d+)\]")
 _PLAIN_FIELDS = ("embeds", "components")
 
 
+def shard_of(guild_id: int, shard_count: int) -> int:
+    """The shard Discord sends a guild's events to."""
+    return (guild_id >> 22) % shard_count
+
+
 class World:
     """Users, guilds, channels, threads, messages, commands and interactions, by id."""
 
@@ -49,6 +55,7 @@ class World:
         self.channels: dict[int, FakeChannel] = {}
         self.messages: dict[int, FakeMessage] = {}
         self.interactions: dict[int, FakeInteraction] = {}
+        self.shard_count = 1  # what GET /gateway/bot recommends (AutoShardedClient asks)
         # Registered application commands: None holds the global ones.
         self.commands: dict[int | None, list[dict[str, Any]]] = {}
 
@@ -60,9 +67,13 @@ class World:
         self.users[user.id] = user
         return user
 
-    def add_guild(self, name: str, owner_id: int | None = None) -> FakeGuild:
-        """Create a guild with its @everyone role; the bot is a member of every guild."""
+    def add_guild(self, name: str, owner_id: int | None = None, shard: tuple[int, int] | None = None) -> FakeGuild:
+        """Create a guild with its @everyone role; the bot is a member of every guild. With
+        `shard` (id, count), its id is one Discord routes to that shard: (id >> 22) % count."""
         gid = self.ids.next()
+        while shard is not None and shard_of(gid, shard[1]) != shard[0]:
+            time.sleep(0.001)  # the shard follows the id's millisecond: draw again in the next one
+            gid = self.ids.next()
         guild = FakeGuild(gid, name, owner_id or self.bot.id)
         guild.roles[gid] = FakeRole(gid, gid, "@everyone", permissions.DEFAULT_EVERYONE)
         self.guilds[gid] = guild
