@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.limits import DEFAULT_MAX_BATCH, SHUTDOWN_GRACE_S
+from bot.ops.logs import LOG_FORMATS
 from models.embedded import EMBEDDED_NAME
 
 DEVICES = ("auto", "cpu", "cuda")
@@ -42,6 +43,17 @@ class Config:
     """Story history older than this many days is deleted; 0 keeps it forever."""
     allowed_models: tuple[str, ...] = ()
     """Models members may choose besides the built-in ones and the default (hub ids, folders)."""
+    log_format: str = "text"
+    """"text" lines, or "json": one JSON object per line, with request ids."""
+    metrics_port: int | None = None
+    """Port of /metrics (Prometheus) and /healthz; None: no server."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics server listens on; loopback unless the owner says otherwise."""
+    backup_hours: float = 0.0
+    """An online backup of the database every this many hours; 0: none."""
+    backup_dir: Path = Path("data/backups")
+    backup_keep: int = 7
+    """Backups kept in `backup_dir`; older ones are deleted."""
 
     def __repr__(self) -> str:  # never let the token reach a log line
         token = "set" if self.discord_token else "unset"
@@ -50,7 +62,10 @@ class Config:
                 f"dev_guild_id={self.dev_guild_id}, max_batch={self.max_batch}, "
                 f"max_queue={self.max_queue}, max_per_user={self.max_per_user}, "
                 f"shutdown_grace_s={self.shutdown_grace_s}, retention_days={self.retention_days}, "
-                f"allowed_models={self.allowed_models})")
+                f"allowed_models={self.allowed_models}, log_format={self.log_format!r}, "
+                f"metrics_port={self.metrics_port}, metrics_host={self.metrics_host!r}, "
+                f"backup_hours={self.backup_hours:g}, backup_dir={str(self.backup_dir)!r}, "
+                f"backup_keep={self.backup_keep})")
 
     __str__ = __repr__
 
@@ -70,6 +85,22 @@ def read_dotenv(path: Path) -> dict[str, str]:
             value = value[1:-1]
         values[key.strip()] = value
     return values
+
+
+def number(key: str, default: float, low: float, high: float, env: dict[str, str], problems: list[str]) -> float:
+    """A decimal value of `env`, checked against its range; a problem is noted, not raised."""
+    text = env.get(key, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        problems.append(f"{key} must be a number, got {text!r}")
+        return default
+    if not low <= value <= high:
+        problems.append(f"{key} must be between {low:g} and {high:g}, got {value:g}")
+        return default
+    return value
 
 
 def load_config(environ: dict[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Config:
@@ -101,6 +132,10 @@ def load_config(environ: dict[str, str] | None = None, dotenv: Path | None = Pat
     level = env.get("LOG_LEVEL", "INFO").strip().upper() or "INFO"
     if level not in ("DEBUG", "INFO", "WARNING", "ERROR"):
         problems.append(f"LOG_LEVEL must be DEBUG, INFO, WARNING or ERROR, got {level!r}")
+    log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
+    if log_format not in LOG_FORMATS:
+        problems.append(f"LOG_FORMAT must be {' or '.join(LOG_FORMATS)}, got {log_format!r}")
+    backup_hours = number("BACKUP_HOURS", 0.0, 0.0, 24.0 * 365, env, problems)
     config = Config(
         discord_token=token,
         database_path=Path(env.get("DATABASE_PATH", "").strip() or "data/bot.db"),
@@ -114,6 +149,12 @@ def load_config(environ: dict[str, str] | None = None, dotenv: Path | None = Pat
         shutdown_grace_s=integer("SHUTDOWN_GRACE_S", SHUTDOWN_GRACE_S, 0, 600) or 0,
         retention_days=integer("RETENTION_DAYS", 0, 0, 36_500) or 0,
         allowed_models=tuple(name.strip() for name in env.get("ALLOWED_MODELS", "").split(",") if name.strip()),
+        log_format=log_format,
+        metrics_port=integer("METRICS_PORT", None, 1, 65_535),
+        metrics_host=env.get("METRICS_HOST", "").strip() or "127.0.0.1",
+        backup_hours=backup_hours,
+        backup_dir=Path(env.get("BACKUP_DIR", "").strip() or "data/backups"),
+        backup_keep=integer("BACKUP_KEEP", 7, 1, 10_000) or 7,
     )
     if problems:
         raise ConfigError(problems)

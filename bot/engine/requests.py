@@ -74,6 +74,8 @@ class GenerationRequest:
     params: GenerationParams
     fairness_key: str = "default"
     user_id: int | None = None
+    request_id: str = ""
+    """Names the request in every log line about it (contextvars do not reach the worker thread)."""
 
 
 class RequestHandle:
