@@ -7,7 +7,9 @@ the engine (database writes, the Discord gateway, remote endpoints) is measured 
 
 from __future__ import annotations
 
+import asyncio
 import math
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -103,6 +105,19 @@ class EngineCollector(Collector):
         yield endpoints
 
 
+class RuntimeCollector(Collector):
+    """The event loop's tasks and the process's threads at scrape time: a count that keeps rising
+    is a leak (the soak run, bench/soak.py, reads them here)."""
+
+    def collect(self) -> Iterator[Metric]:
+        try:
+            tasks = len(asyncio.all_tasks())
+        except RuntimeError:  # scraped from outside the loop (a test calling exposition())
+            tasks = 0
+        yield GaugeMetricFamily(f"{PREFIX}_asyncio_tasks", "Tasks on the bot's event loop.", value=tasks)
+        yield GaugeMetricFamily(f"{PREFIX}_threads", "Threads of the process.", value=threading.active_count())
+
+
 class BotMetrics:
     """The registry /metrics serves: the engine's figures, database writes, the process."""
 
@@ -114,6 +129,7 @@ class BotMetrics:
                                   "asking for it to its commit.", buckets=DB_WRITE_BOUNDS_S,
                                   registry=self.registry)
         ProcessCollector(namespace=PREFIX, registry=self.registry)  # memory, CPU, open files
+        self.registry.register(RuntimeCollector())
 
     def observe_db_write(self, seconds: float) -> None:
         self.db_write.observe(seconds)
