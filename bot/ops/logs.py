@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import sys
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -92,5 +93,9 @@ def configure_logging(level: str, log_format: str = "text", secrets: Iterable[st
     setattr(handler, OURS, True)
     root.addHandler(handler)
     root.setLevel(level)
+    if log_format == "json":
+        # Progress bars (a model's first load) would put lines on stderr that are not JSON.
+        os.environ.setdefault("TQDM_DISABLE", "1")
+        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
