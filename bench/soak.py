@@ -13,7 +13,8 @@ Every `--sample-s` seconds it reads the bot's resident memory, open file descrip
 (/proc), its asyncio tasks and request counts (/metrics), the database and WAL sizes, and its
 ERROR lines (the JSON log). At the end it waits for the queue to drain, stops the bot with
 SIGTERM and reports memory over time (its least-squares slope after the warm-up), the final
-counts and the backups taken. It exits 1 when resident memory grows more than 5 % after the
+counts and the backups taken; the bot idle after the drain is reported beside its idle start,
+not judged with the loaded samples. It exits 1 when resident memory grows more than 5 % after the
 warm-up (default: the first 5 minutes, at most a third of the run) or a count keeps rising.
 """
 
@@ -151,11 +152,12 @@ async def soak(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             samples = await drive(bot, members, args)
             await members.settle(60.0)
             drained = await drain(bot, args.drain)
-            samples.append(await bot.sample(samples[-1].t_s + drained if samples else 0.0))
+            idle = await bot.sample(samples[-1].t_s + drained if samples else 0.0)  # judged apart: no load
             health = await bot.get("/healthz")
         finally:
             exit_status = stop(bot)
-    return {"samples": samples, "actions": dict(members.done), "health": health, "exit_status": exit_status,
+    return {"samples": samples, "idle": idle, "drained_s": drained, "actions": dict(members.done),
+            "health": health, "exit_status": exit_status,
             "error_lines": bot.error_lines, "unparsed_lines": bot.unparsed_lines,
             "backups": check_backups(folder / "backups"), "ready_s": ready_s}
 
@@ -222,17 +224,21 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> bool:
     samples: list[Sample] = result["samples"]
     warmup_s = min(args.warmup * 60, args.minutes * 60 / 3)
     verdict = judge(samples, warmup_s)
-    last = samples[-1]
+    last, idle = samples[-1], result["idle"]
     first = next((s for s in samples if s.t_s >= warmup_s), samples[0])
     print(f"\nactions: {', '.join(f'{k} {v}' for k, v in sorted(result['actions'].items()))}")
-    print(f"requests: {last.done} done, {last.busy} busy, {last.cancelled} cancelled, {last.failed} failed")
+    print(f"requests: {idle.done} done, {idle.busy} busy, {idle.cancelled} cancelled, {idle.failed} failed")
     print(f"resident memory after the {warmup_s / 60:.1f}-minute warm-up: {verdict.rss_start_mb:.1f} -> "
           f"{verdict.rss_end_mb:.1f} MiB ({100 * verdict.growth:+.1f} %, limit +{100 * MEMORY_GROWTH_LIMIT:.0f} %), "
           f"slope {verdict.rss_slope_mb_per_min:+.3f} MiB/min")
     for name in ("fds", "threads", "tasks"):
         print(f"{name}: {getattr(first, name)} after the warm-up, {getattr(last, name)} at the end"
               f"{'  KEEPS RISING' if name in verdict.rising else ''}")
-    print(f"database {last.db_mb:.2f} MiB, WAL {last.wal_mb:.2f} MiB at the end")
+    print(f"idle before the first command: RSS {samples[0].rss_mb:.1f} MiB, fds {samples[0].fds}, threads "
+          f"{samples[0].threads}, tasks {samples[0].tasks}; idle after the queue drained "
+          f"({result['drained_s']:.0f} s): RSS {idle.rss_mb:.1f} MiB, fds {idle.fds}, threads {idle.threads}, "
+          f"tasks {idle.tasks}")
+    print(f"database {idle.db_mb:.2f} MiB, WAL {idle.wal_mb:.2f} MiB at the end")
     print(f"error-log lines: {len(result['error_lines'])}; log lines that are not JSON: {result['unparsed_lines']}")
     for line in result["error_lines"][:5]:
         print(f"  {line}")
@@ -241,8 +247,9 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> bool:
     print(f"minutes={args.minutes:g} model={args.model} samples={len(samples)} rss_start_mb={verdict.rss_start_mb:.1f} "
           f"rss_end_mb={verdict.rss_end_mb:.1f} rss_growth_pct={100 * verdict.growth:.2f} "
           f"rss_slope_mb_per_min={verdict.rss_slope_mb_per_min:.3f} fds={last.fds} threads={last.threads} "
-          f"tasks={last.tasks} db_mb={last.db_mb:.2f} wal_mb={last.wal_mb:.2f} "
-          f"error_lines={len(result['error_lines'])} done={last.done} rising={','.join(verdict.rising) or 'none'} "
+          f"tasks={last.tasks} idle_rss_mb={idle.rss_mb:.1f} idle_fds={idle.fds} idle_tasks={idle.tasks} "
+          f"db_mb={idle.db_mb:.2f} wal_mb={idle.wal_mb:.2f} error_lines={len(result['error_lines'])} "
+          f"done={idle.done} rising={','.join(verdict.rising) or 'none'} "
           f"pass={int(verdict.ok)}")
     return verdict.ok
 
@@ -274,6 +281,7 @@ def main() -> None:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"samples": [asdict(s) for s in result["samples"]],
+                                        "idle_after_drain": asdict(result["idle"]),
                                         "actions": result["actions"]}, indent=1))
     sys.exit(0 if report(args, result) else 1)
 
