@@ -15,7 +15,7 @@ ERROR lines (the JSON log). At the end it waits for the queue to drain, stops th
 SIGTERM and reports memory over time (its least-squares slope after the warm-up), the final
 counts and the backups taken; the bot idle after the drain is reported beside its idle start,
 not judged with the loaded samples. It exits 1 when resident memory grows more than 5 % after the
-warm-up (default: the first 5 minutes, at most a third of the run) or a count keeps rising.
+warm-up (default: the first 5 minutes, at most half of the run) or a count keeps rising.
 """
 
 from __future__ import annotations
@@ -222,8 +222,8 @@ def show(s: Sample) -> None:
 
 def report(args: argparse.Namespace, result: dict[str, Any]) -> bool:
     samples: list[Sample] = result["samples"]
-    warmup_s = min(args.warmup * 60, args.minutes * 60 / 3)
-    verdict = judge(samples, warmup_s)
+    warmup_s = min(args.warmup * 60, args.minutes * 60 / 2)
+    verdict = judge(samples, warmup_s, result["idle"])
     last, idle = samples[-1], result["idle"]
     first = next((s for s in samples if s.t_s >= warmup_s), samples[0])
     print(f"\nactions: {', '.join(f'{k} {v}' for k, v in sorted(result['actions'].items()))}")
@@ -261,7 +261,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between two /write (default 2)")
     parser.add_argument("--warmup", type=float, default=5.0,
-                        help="minutes not judged (default 5; at most a third of the run)")
+                        help="minutes not judged (default 5; at most half of the run)")
     parser.add_argument("--sample-s", type=float, default=15.0, help="seconds between samples (default 15)")
     parser.add_argument("--backup-minutes", type=float, default=5.0, help="BACKUP_HOURS in minutes (default 5)")
     parser.add_argument("--channels", type=int, default=8)

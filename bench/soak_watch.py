@@ -23,7 +23,8 @@ from prometheus_client.parser import text_string_to_metric_families
 # the last is above the first by more than this (tasks and fds come and go with the requests).
 RISE_TOLERANCE = {"fds": 4, "threads": 2, "tasks": 10}
 MEMORY_GROWTH_LIMIT = 0.05  # resident memory may grow at most 5 % after the warm-up
-EDGE_SAMPLES = 3  # medians of this many samples mark the start and the end of the judged span
+IDLE_TASKS_TOLERANCE = 2  # a scrape or a backup may be under way while the idle bot is sampled
+EDGE_SAMPLES = 3  # at least this many samples' median marks the start and the end of the judged span
 
 
 @dataclass(frozen=True)
@@ -125,8 +126,10 @@ def slope_per_min(points: list[tuple[float, float]]) -> float:
 
 
 def edges(values: list[float]) -> tuple[float, float]:
-    """Medians of the first and the last few values: the start and the end of a trend."""
-    n = min(EDGE_SAMPLES, len(values))
+    """Medians of the first and the last fifth of the values (at least EDGE_SAMPLES each): the
+    start and the end of a trend. Memory follows how many rows the batch holds at each moment,
+    so single samples would compare a full batch with an emptier one."""
+    n = min(max(EDGE_SAMPLES, len(values) // 5), len(values))
     return statistics.median(values[:n]), statistics.median(values[-n:])
 
 
@@ -158,9 +161,15 @@ class Verdict:
         return self.growth <= MEMORY_GROWTH_LIMIT and not self.rising
 
 
-def judge(samples: list[Sample], warmup_s: float) -> Verdict:
+def judge(samples: list[Sample], warmup_s: float, idle_end: Sample | None = None) -> Verdict:
+    """Judge the loaded samples after the warm-up; with `idle_end` (the bot after the queue drained)
+    also whether tasks were left behind: idle, the loop should hold what it held before any command
+    (the first sample). Threads and fds are not compared so: executors and connection pools grow
+    to their bounds on first use and stay."""
     judged = [s for s in samples if s.t_s >= warmup_s] or samples[-1:]
     start, end = edges([s.rss_mb for s in judged])
     rising = tuple(name for name, tolerance in RISE_TOLERANCE.items()
                    if keeps_rising([float(getattr(s, name)) for s in judged], tolerance))
+    if idle_end is not None and samples and idle_end.tasks > samples[0].tasks + IDLE_TASKS_TOLERANCE:
+        rising += ("tasks left after the drain",)
     return Verdict(start, end, slope_per_min([(s.t_s, s.rss_mb) for s in judged]), rising)

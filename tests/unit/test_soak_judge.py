@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from bench.soak_watch import Sample, judge
 
 
@@ -29,3 +31,10 @@ def test_file_descriptors_that_keep_rising_fail_but_tasks_that_come_and_go_do_no
     busy = judge(samples(rss, tasks=[8, 40, 9, 35, 12, 50, 7, 44, 10, 38, 9, 41]), warmup_s=0)
     assert leaking.rising == ("fds",) and not leaking.ok
     assert busy.rising == () and busy.ok
+
+
+def test_tasks_left_on_the_loop_once_the_queue_drained_fail() -> None:
+    loaded = samples([1000.0] * 6, tasks=[6, 110, 120, 110, 125, 115])  # idle, then a plateau under load
+    clean, leaked = (judge(loaded, 60, idle_end=replace(loaded[-1], tasks=idle)) for idle in (7, 30))
+    assert clean.ok
+    assert leaked.rising == ("tasks left after the drain",) and not leaked.ok
