@@ -190,7 +190,7 @@ class StoryStream:
             if self.generation.facts is not None and self.story.ending in ("", STOPPED):
                 self.story.footer = FOOTER.format(facts=facts_text(self.generation.facts))
             await self._render(final=True)
-            log.debug("last edit of %s done (messages %s)", self.generation.kind, self.message_ids)
+            log.debug("last edit done (messages %s)", self.message_ids)
         except discord.NotFound:  # someone deleted the message: stop writing into the void
             log.info("a streamed message was deleted; stopping its generation")
             self.generation.cancel()

@@ -130,6 +130,6 @@ async def test_json_logs_parse_line_by_line_and_carry_one_request_id_from_comman
     about = [line for line in lines if line.get("request_id") == request_id]
     stages = {line["logger"] for line in about}
     assert {"bot.discord.client", "bot.service", "bot.engine.worker", "bot.discord.stream"} <= stages
-    assert any(line["message"].startswith("last edit of write") for line in about)
+    assert any(line["message"].startswith("last edit done") for line in about)
     assert any(" done on " in line["message"] for line in about if line["logger"] == "bot.engine.worker")
     assert REALISTIC_TOKEN not in text
