@@ -24,6 +24,7 @@ import argparse
 import asyncio
 import json
 import random
+import shutil
 import signal
 import socket
 import subprocess
@@ -268,7 +269,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--users", type=int, default=24)
     parser.add_argument("--drain", type=float, default=300.0, help="at the end, wait at most this long for the queue")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--out", type=Path, default=None, help="also write the samples here as JSON")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="also write the samples here as JSON, and the bot's log beside it (.bot.log)")
     return parser.parse_args(argv)
 
 
@@ -278,6 +280,9 @@ def main() -> None:
           f"and settings mixed in, model {args.model}", flush=True)
     with tempfile.TemporaryDirectory(prefix="storybot-soak-") as folder:
         result = asyncio.run(soak(args, Path(folder)))
+        if args.out is not None:  # the bot's own log, for whoever reads the figures
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(Path(folder) / "bot.log", args.out.with_suffix(".bot.log"))
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"samples": [asdict(s) for s in result["samples"]],

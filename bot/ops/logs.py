@@ -93,6 +93,7 @@ def configure_logging(level: str, log_format: str = "text", secrets: Iterable[st
     setattr(handler, OURS, True)
     root.addHandler(handler)
     root.setLevel(level)
+    logging.captureWarnings(True)  # Python's warnings become log lines too, not bare stderr text
     if log_format == "json":
         # Progress bars (a model's first load) would put lines on stderr that are not JSON.
         os.environ.setdefault("TQDM_DISABLE", "1")
