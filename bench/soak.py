@@ -37,7 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.load import TOPICS, populate, settled
-from bench.soak_watch import MEMORY_GROWTH_LIMIT, BotProcess, Sample, judge
+from bench.soak_watch import IDLE_TASKS_TOLERANCE, MEMORY_GROWTH_LIMIT, BotProcess, Sample, judge, scrape
 from bot.discord.views import CONTINUE_ID, REGENERATE_ID, STOP_ID
 from bot.storage.backup import BadBackup, check_backup
 from testing.buttons import button_ids, full_button_id
@@ -49,6 +49,7 @@ SOAK_TOKEN = "MTIzNDU2Nzg5MDEyMzQ1Njc4OQ.GsOaK0.soak-run-token-value-ABCDEFGHIJK
 READY_TIMEOUT_S = 300.0  # the model loads on a busy CPU
 RECENT_MESSAGES = 400  # clicks pick among the newest messages only
 SETTINGS = ("temperature", "top_p", "top_k")
+TRIM_WAIT_S = 2.0
 
 
 def free_port() -> int:
@@ -152,12 +153,13 @@ async def soak(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             members = Members(fake, channels, users, random.Random(args.seed))
             samples = await drive(bot, members, args)
             await members.settle(60.0)
-            drained = await drain(bot, args.drain)
+            drained = await drain(bot, args.drain, samples[0].tasks if samples else 0)
             idle = await bot.sample(samples[-1].t_s + drained if samples else 0.0)  # judged apart: no load
+            trimmed = await trimmed_sample(bot, idle.t_s)
             health = await bot.get("/healthz")
         finally:
             exit_status = stop(bot)
-    return {"samples": samples, "idle": idle, "drained_s": drained, "actions": dict(members.done),
+    return {"samples": samples, "idle": idle, "trimmed": trimmed, "drained_s": drained, "actions": dict(members.done),
             "health": health, "exit_status": exit_status,
             "error_lines": bot.error_lines, "unparsed_lines": bot.unparsed_lines,
             "backups": check_backups(folder / "backups"), "ready_s": ready_s}
@@ -179,15 +181,26 @@ async def drive(bot: BotProcess, members: Members, args: argparse.Namespace) -> 
     return samples
 
 
-async def drain(bot: BotProcess, timeout: float) -> float:
-    """Wait (at most `timeout` s) until no request waits or runs; returns the seconds waited."""
+async def drain(bot: BotProcess, timeout: float, idle_tasks: int) -> float:
+    """Wait (at most `timeout` s) until no request waits or runs and the loop holds no more tasks
+    than it did idle (streams finish their last edits after the engine is done); returns the
+    seconds waited."""
     began = time.monotonic()
     while time.monotonic() - began < timeout:
-        text = (await bot.get("/metrics"))[1]
-        if "storybot_queue_length 0.0" in text and "storybot_rows_running 0.0" in text:
+        figures = scrape((await bot.get("/metrics"))[1])
+        if (figures.get(("storybot_queue_length", ()), 1) == 0 and figures.get(("storybot_rows_running", ()), 1) == 0
+                and figures.get(("storybot_asyncio_tasks", ()), idle_tasks + 1) <= idle_tasks + IDLE_TASKS_TOLERANCE):
             break
         await asyncio.sleep(2.0)
     return time.monotonic() - began
+
+
+async def trimmed_sample(bot: BotProcess, t_s: float) -> Sample:
+    """The idle bot once its C heap gave free pages back (SIGUSR1, bench/soak_bot.py): what stays
+    is memory in use, not the allocator's high-water mark."""
+    bot.process.send_signal(signal.SIGUSR1)
+    await asyncio.sleep(TRIM_WAIT_S)
+    return await bot.sample(t_s + TRIM_WAIT_S)
 
 
 def stop(bot: BotProcess) -> int | None:
@@ -239,6 +252,8 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> bool:
           f"{samples[0].threads}, tasks {samples[0].tasks}; idle after the queue drained "
           f"({result['drained_s']:.0f} s): RSS {idle.rss_mb:.1f} MiB, fds {idle.fds}, threads {idle.threads}, "
           f"tasks {idle.tasks}")
+    print(f"idle after malloc_trim(0): RSS {result['trimmed'].rss_mb:.1f} MiB (what the C heap kept but did "
+          f"not use: {idle.rss_mb - result['trimmed'].rss_mb:.1f} MiB)")
     print(f"database {idle.db_mb:.2f} MiB, WAL {idle.wal_mb:.2f} MiB at the end")
     print(f"error-log lines: {len(result['error_lines'])}; log lines that are not JSON: {result['unparsed_lines']}")
     for line in result["error_lines"][:5]:
@@ -248,7 +263,8 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> bool:
     print(f"minutes={args.minutes:g} model={args.model} samples={len(samples)} rss_start_mb={verdict.rss_start_mb:.1f} "
           f"rss_end_mb={verdict.rss_end_mb:.1f} rss_growth_pct={100 * verdict.growth:.2f} "
           f"rss_slope_mb_per_min={verdict.rss_slope_mb_per_min:.3f} fds={last.fds} threads={last.threads} "
-          f"tasks={last.tasks} idle_rss_mb={idle.rss_mb:.1f} idle_fds={idle.fds} idle_tasks={idle.tasks} "
+          f"tasks={last.tasks} idle_rss_mb={idle.rss_mb:.1f} trimmed_rss_mb={result['trimmed'].rss_mb:.1f} "
+          f"idle_fds={idle.fds} idle_tasks={idle.tasks} "
           f"db_mb={idle.db_mb:.2f} wal_mb={idle.wal_mb:.2f} error_lines={len(result['error_lines'])} "
           f"done={idle.done} rising={','.join(verdict.rising) or 'none'} "
           f"pass={int(verdict.ok)}")
@@ -287,6 +303,7 @@ def main() -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"samples": [asdict(s) for s in result["samples"]],
                                         "idle_after_drain": asdict(result["idle"]),
+                                        "idle_after_trim": asdict(result["trimmed"]),
                                         "actions": result["actions"]}, indent=1))
     sys.exit(0 if report(args, result) else 1)
 
