@@ -95,8 +95,19 @@ def configure_logging(level: str, log_format: str = "text", secrets: Iterable[st
     root.setLevel(level)
     logging.captureWarnings(True)  # Python's warnings become log lines too, not bare stderr text
     if log_format == "json":
-        # Progress bars (a model's first load) would put lines on stderr that are not JSON.
-        os.environ.setdefault("TQDM_DISABLE", "1")
-        os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+        quiet_libraries()
+
+
+def quiet_libraries() -> None:
+    """JSON lines only: transformers logs through the root logger instead of its own stderr
+    handler, and its progress bars (a model's first load) are off. tqdm reads TQDM_DISABLE when
+    it is imported, so a bar of a library that uses tqdm directly may still print once."""
+    os.environ.setdefault("TQDM_DISABLE", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    library_logging = sys.modules.get("transformers.utils.logging")
+    if library_logging is not None:
+        library_logging.disable_default_handler()
+        library_logging.enable_propagation()
+        library_logging.disable_progress_bar()
     for noisy in NOISY_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
