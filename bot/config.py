@@ -11,6 +11,7 @@ from pathlib import Path
 
 from bot.engine.remote.spec import RemoteModel
 from bot.limits import DEFAULT_MAX_BATCH, SHUTDOWN_GRACE_S
+from bot.ops.logs import LOG_FORMATS
 from bot.remote_config import read_remote_models
 from models.embedded import EMBEDDED_NAME
 
@@ -50,6 +51,17 @@ class Config:
     """Gateway shards in all (SHARD_COUNT); None: as many as Discord recommends."""
     shard_ids: tuple[int, ...] = ()
     """The shards this process runs (SHARD_IDS); empty: all of them."""
+    log_format: str = "text"
+    """"text" lines, or "json": one JSON object per line, with request ids."""
+    metrics_port: int | None = None
+    """Port of /metrics (Prometheus) and /healthz; None: no server."""
+    metrics_host: str = "127.0.0.1"
+    """Address the metrics server listens on; loopback unless the owner says otherwise."""
+    backup_hours: float = 0.0
+    """An online backup of the database every this many hours; 0: none."""
+    backup_dir: Path = Path("data/backups")
+    backup_keep: int = 7
+    """Backups kept in `backup_dir`; older ones are deleted."""
 
     def __repr__(self) -> str:  # never let the token reach a log line
         token = "set" if self.discord_token else "unset"
@@ -60,7 +72,10 @@ class Config:
                 f"shutdown_grace_s={self.shutdown_grace_s}, retention_days={self.retention_days}, "
                 f"allowed_models={self.allowed_models}, "
                 f"remote_models={tuple(m.name for m in self.remote_models)}, "
-                f"shard_count={self.shard_count}, shard_ids={self.shard_ids})")
+                f"shard_count={self.shard_count}, shard_ids={self.shard_ids}, log_format={self.log_format!r}, "
+                f"metrics_port={self.metrics_port}, metrics_host={self.metrics_host!r}, "
+                f"backup_hours={self.backup_hours:g}, backup_dir={str(self.backup_dir)!r}, "
+                f"backup_keep={self.backup_keep})")
 
     __str__ = __repr__
 
@@ -80,6 +95,22 @@ def read_dotenv(path: Path) -> dict[str, str]:
             value = value[1:-1]
         values[key.strip()] = value
     return values
+
+
+def number(key: str, default: float, low: float, high: float, env: dict[str, str], problems: list[str]) -> float:
+    """A decimal value of `env`, checked against its range; a problem is noted, not raised."""
+    text = env.get(key, "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        problems.append(f"{key} must be a number, got {text!r}")
+        return default
+    if not low <= value <= high:
+        problems.append(f"{key} must be between {low:g} and {high:g}, got {value:g}")
+        return default
+    return value
 
 
 def load_config(environ: dict[str, str] | None = None, dotenv: Path | None = Path(".env")) -> Config:
@@ -115,6 +146,10 @@ def load_config(environ: dict[str, str] | None = None, dotenv: Path | None = Pat
     shard_ids = shard_list(env.get("SHARD_IDS", ""), shard_count, problems)
     remote_file = env.get("REMOTE_MODELS_FILE", "").strip()
     remote = read_remote_models(Path(remote_file), env, problems) if remote_file else ()
+    log_format = env.get("LOG_FORMAT", "text").strip().lower() or "text"
+    if log_format not in LOG_FORMATS:
+        problems.append(f"LOG_FORMAT must be {' or '.join(LOG_FORMATS)}, got {log_format!r}")
+    backup_hours = number("BACKUP_HOURS", 0.0, 0.0, 24.0 * 365, env, problems)
     config = Config(
         discord_token=token,
         database_path=Path(env.get("DATABASE_PATH", "").strip() or "data/bot.db"),
@@ -131,6 +166,12 @@ def load_config(environ: dict[str, str] | None = None, dotenv: Path | None = Pat
         remote_models=remote,
         shard_count=shard_count,
         shard_ids=shard_ids,
+        log_format=log_format,
+        metrics_port=integer("METRICS_PORT", None, 1, 65_535),
+        metrics_host=env.get("METRICS_HOST", "").strip() or "127.0.0.1",
+        backup_hours=backup_hours,
+        backup_dir=Path(env.get("BACKUP_DIR", "").strip() or "data/backups"),
+        backup_keep=integer("BACKUP_KEEP", 7, 1, 10_000) or 7,
     )
     if problems:
         raise ConfigError(problems)

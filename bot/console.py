@@ -22,6 +22,7 @@ from typing import TextIO
 from bot.formatting import settings_table, stats_text
 from bot.limits import SHUTDOWN_GRACE_S
 from bot.messages import UserError
+from bot.ops.request_ids import start_request
 from bot.paragraph_facts import facts_text
 from bot.service import Generation, Place, Service
 from bot.shutdown import run_until_stopped
@@ -122,6 +123,7 @@ class Console:
         if not line:
             return True
         command, _, rest = line.partition(" ")
+        start_request()  # this line's log lines, through the service and the engine, carry its id
         try:
             return await self._dispatch(command.lower().lstrip("/"), rest.strip())
         except (UserError, SettingError, StorageUnavailable) as error:

@@ -21,6 +21,7 @@ from bot.engine.worker import Engine
 from bot.generation import Generation, GenerationControls, GenerationKind, Generations
 from bot.limits import COOLDOWN_S, MAX_DIRECTION_CHARS, MAX_TOPIC_CHARS
 from bot.messages import FORGOTTEN, NoStory, PermissionDenied, ShuttingDown, UserError
+from bot.ops.request_ids import request_id_or_new
 from bot.place import Place
 from bot.preferences import ALL_SETTINGS, ChannelPreferences, EffectiveSettings, parse_setting, setting_names
 from bot.storage import Scope, Storage, Story, Turn, TurnKind
@@ -160,10 +161,10 @@ class Service:
         self._check_accepting()
         if topic is not None and place.thread_id is None:  # in a thread it may steer a story
             clean_topic(topic)
-        await self._params(place, overrides)
+        params = await self._params(place, overrides)
         self._check_cooldown(place.user_id)
         try:
-            self.engine.check_room(place.user_id)
+            self.engine.check_room(place.user_id, params.model)
         except (QueueFull, UserBusy) as error:
             raise busy(error) from None
 
@@ -208,7 +209,8 @@ class Service:
                                   and model == "markov" else base.strategy)
             # The comparison is one request from the member's side: it takes one of their slots.
             request = GenerationRequest(Prompt(topic), params, fairness_key=str(place.conversation_id),
-                                        user_id=None if generations else place.user_id)
+                                        user_id=None if generations else place.user_id,
+                                        request_id=request_id_or_new())
             try:
                 handle = self._enqueue(request)
             except UserError:
@@ -329,8 +331,11 @@ class Service:
         self._check_cooldown(place.user_id)
         # A story's turns share a key, so a remote model's replica keeps its context cached.
         request = GenerationRequest(prompt, params, fairness_key=str(place.conversation_id),
-                                    user_id=place.user_id, affinity_key=f"story-{story.id}" if story else None)
+                                    user_id=place.user_id, affinity_key=f"story-{story.id}" if story else None,
+                                    request_id=request_id_or_new())
         handle = self._enqueue(request)
+        log.info("%s in %s queued as request %s (model %s)", kind, place.conversation_id, handle.id,
+                 params.model)
         self._last_request[place.user_id] = self._clock()
         return self.generations.start(
             Generation(handle, place, kind, topic, params, story, direction, replace_last=replace_last,

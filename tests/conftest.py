@@ -102,7 +102,8 @@ class DiscordRig:
     async def services(self, *, prefix: str = "", step_delay_s: float = 0.0, max_batch: int = 8,
                        max_waiting: int = 64, max_per_user: int = 4, cooldown_s: float = 0.0,
                        settings: dict[str, Any] | None = None, load_delay_s: float = 0.0,
-                       remote: tuple[Any, ...] = ()) -> AsyncIterator[tuple[Any, Any]]:
+                       remote: tuple[Any, ...] = (),
+                       on_write: Callable[[float], None] | None = None) -> AsyncIterator[tuple[Any, Any]]:
         """(Service, Config) over a fresh engine and this rig's database, as __main__ makes them;
         `remote`: RemoteModels offered besides the tiny GPT-2."""
         from bot.config import Config
@@ -124,14 +125,14 @@ class DiscordRig:
                         default_model=self.model_name, device="cpu", dev_guild_id=self.seed.guild.id,
                         max_batch=max_batch, max_queue=max_waiting, max_per_user=max_per_user,
                         log_level="INFO")
-        async with await Storage.open(self.database) as storage, engine:
+        async with await Storage.open(self.database, on_write=on_write) as storage, engine:
             engine.preload(self.model_name)
             await storage.update_settings("guild", self.seed.guild.id, settings or DISCORD_TEST_SETTINGS)
             yield Service(storage, engine, self.model_name, cooldown_s=cooldown_s,
                           extra_models=[model.name for model in remote]), config
 
     @contextlib.asynccontextmanager
-    async def running(self, *, message_content: bool = True, timing: Any = None,
+    async def running(self, *, message_content: bool = True, timing: Any = None, gateway: Any = None,
                       **service_options: Any) -> AsyncIterator[Any]:
         """A logged-in StoryBot (commands synced to the seed guild) over fresh `services`."""
         from bot.discord.client import StoryBot
@@ -143,7 +144,7 @@ class DiscordRig:
                 return None  # discord.py waits 5 s before every re-IDENTIFY; tests need not
 
         async with self.services(**service_options) as (service, config):
-            bot = FastStoryBot(service, config, message_content=message_content,
+            bot = FastStoryBot(service, config, message_content=message_content, gateway=gateway,
                                timing=timing or StreamTiming(**DISCORD_TEST_TIMING), **FAST_CLIENT_OPTIONS)
             async with running_client(bot, self.fake.token):
                 yield bot

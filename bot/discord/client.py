@@ -29,6 +29,8 @@ from bot.discord.stream import (
 )
 from bot.discord.views import StoryButton
 from bot.limits import SHUTDOWN_SHOW_S
+from bot.ops.metrics import GatewayState
+from bot.ops.request_ids import start_request
 from bot.service import Generation, Service
 from bot.shutdown import run_until_stopped
 from bot.storage import StorageUnavailable
@@ -45,6 +47,11 @@ class StoryTree(app_commands.CommandTree):
     """The command tree; once the bot is shutting down it refuses every command politely."""
 
     async def interaction_check(self, interaction: discord.Interaction, /) -> bool:
+        # Runs in the command's own task: every log line from here to its last edit carries the id.
+        if interaction.type is not discord.InteractionType.autocomplete:
+            request_id = start_request()
+            log.debug("/%s from user %s in channel %s", getattr(interaction.command, "qualified_name", "?"),
+                      interaction.user.id, interaction.channel_id, extra={"request_id": request_id})
         service: Service | None = getattr(self.client, "service", None)
         if service is None or service.accepting or interaction.type is discord.InteractionType.autocomplete:
             return True
@@ -55,7 +62,8 @@ class StoryBot(commands.Bot):
     """The bot: slash commands only (no prefix commands), with the service passed in."""
 
     def __init__(self, service: Service, config: Config, *, message_content: bool = True,
-                 timing: StreamTiming | None = None, **options: Any) -> None:
+                 timing: StreamTiming | None = None, gateway: GatewayState | None = None,
+                 **options: Any) -> None:
         intents = discord.Intents.none()
         intents.guilds = True
         intents.guild_messages = True
@@ -67,6 +75,10 @@ class StoryBot(commands.Bot):
         self.timing = timing or StreamTiming()
         self.active = ActiveGenerations()
         self.clicks = StoryClicks(self)  # what the story buttons do
+        # What /metrics and /healthz know of the gateway: connected or not, and its latency.
+        self.gateway = gateway or GatewayState()
+        self.gateway.connected = False
+        self.gateway.latency = lambda: self.latency
 
     async def setup_hook(self) -> None:
         for extension in EXTENSIONS:
@@ -93,8 +105,15 @@ class StoryBot(commands.Bot):
             log.exception("command sync failed; Discord keeps the commands it had")
 
     async def on_ready(self) -> None:
+        self.gateway.connected = True
         log.info("logged in as %s (id %s) in %d servers", self.user, getattr(self.user, "id", "?"),
                  len(self.guilds))
+
+    async def on_resumed(self) -> None:
+        self.gateway.connected = True
+
+    async def on_disconnect(self) -> None:
+        self.gateway.connected = False
 
     async def on_app_command_error(self, interaction: discord.Interaction,
                                    error: app_commands.AppCommandError) -> None:
@@ -160,15 +179,16 @@ class ShardedStoryBot(StoryBot, commands.AutoShardedBot):
                          shard_ids=list(config.shard_ids) if config.shard_ids else None, **options)
 
 
-async def run_discord(config: Config, service: Service, stop: asyncio.Event | None = None) -> None:
+async def run_discord(config: Config, service: Service, stop: asyncio.Event | None = None,
+                      gateway: GatewayState | None = None) -> None:
     """Log in and run until the bot is closed, or until `stop` is set: then shut down gently.
-    The token is only ever handed to discord.py."""
+    The token is only ever handed to discord.py. `gateway` is kept up to date for /healthz."""
     token = config.discord_token
     if not token:
         raise ValueError("run_discord needs a DISCORD_TOKEN")
     message_content = True
     while True:
-        bot = ShardedStoryBot(service, config, message_content=message_content)
+        bot = ShardedStoryBot(service, config, message_content=message_content, gateway=gateway)
         try:
             async with bot:
                 await run_until_stopped(bot.start(token), stop, bot.shut_down)

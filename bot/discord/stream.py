@@ -188,6 +188,7 @@ class StoryStream:
             if self.generation.variant_facts and self.story.ending in ("", STOPPED):
                 self.story.show_facts(self.generation.variant_facts)
             await self._render(final=True)
+            log.debug("last edit done (messages %s)", self.message_ids)
         except discord.NotFound:  # someone deleted the message: stop writing into the void
             log.info("a streamed message was deleted; stopping its generation")
             self.generation.cancel()

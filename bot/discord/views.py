@@ -11,12 +11,16 @@ story is then found from where the clicked message is. Clicks go to the bot's `S
 
 from __future__ import annotations
 
+import logging
 import re
 from typing import Any, Literal, Protocol
 
 import discord
 
 from bot.discord.errors import report_error
+from bot.ops.request_ids import start_request
+
+log = logging.getLogger(__name__)
 
 CONTINUE_ID = "story:continue"
 REGENERATE_ID = "story:regenerate"
@@ -68,6 +72,9 @@ class StoryButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
 
     async def callback(self, interaction: discord.Interaction) -> None:
         client: HasStoryClicks = interaction.client  # type: ignore[assignment]  # a StoryBot
+        request_id = start_request()  # this click's own task: its log lines carry the id
+        log.debug("%s clicked by user %s in channel %s", self.action, interaction.user.id,
+                  interaction.channel_id, extra={"request_id": request_id})
         try:
             if self.action == "continue":
                 await client.clicks.continue_clicked(interaction, self.story_id)

@@ -71,6 +71,10 @@ class ModelLoader:
         it may fall back to)."""
         return name not in self.models and (name in self._loading or self.default_model in self._loading)
 
+    def failure(self, name: str) -> str | None:
+        """Why `name` could not be loaded, or None (loaded, loading or never asked for)."""
+        return self._errors.get(name)
+
     def shutdown(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
 

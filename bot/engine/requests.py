@@ -86,6 +86,8 @@ class GenerationRequest:
     affinity_key: str | None = None
     """Requests with the same key go to the same replica of a remote model while it is healthy
     (a story's turns: the server's prefix cache keeps its context); None uses fairness_key."""
+    request_id: str = ""
+    """Names the request in every log line about it (contextvars do not reach the worker thread)."""
 
 
 class RequestHandle:

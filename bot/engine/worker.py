@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from bot.engine.fair_queue import FairQueue
+from bot.engine.fair_queue import FairQueue, QueueFull, UserBusy
 from bot.engine.loading import ModelLoader, ModelState
 from bot.engine.metrics import EngineStats, Metrics, percentile
 from bot.engine.remote.dispatcher import RemoteModels
@@ -130,7 +130,13 @@ class Engine:
         """Queue a request; raises QueueFull or UserBusy (nothing queued then)."""
         request.params.validate()
         handle = RequestHandle(next(self._ids), request, asyncio.get_running_loop())
-        self.queue.add(handle, self._estimate_wait)
+        try:
+            self.queue.add(handle, self._estimate_wait)
+        except (QueueFull, UserBusy):
+            self.metrics.refused(request.params.model)
+            raise
+        log.debug("request %s queued for %s", handle.id, request.params.model,
+                  extra={"request_id": request.request_id})
         if self.remote.owns(request.params.model):
             self.remote.ensure_started()
             self.remote.wake()
@@ -143,9 +149,22 @@ class Engine:
         """The settings in `params` that its model cannot honour (a remote server's dialect)."""
         return self.remote.unsupported(params)
 
-    def check_room(self, user_id: int | None) -> None:
-        """Raise QueueFull or UserBusy if `submit` would refuse this user's request now."""
-        self.queue.check_room(user_id, self._estimate_wait)
+    def check_room(self, user_id: int | None, model: str = "") -> None:
+        """Raise QueueFull or UserBusy if `submit` would refuse this user's request now (counted
+        as a busy request for `model`: a front that asks first never submits it)."""
+        try:
+            self.queue.check_room(user_id, self._estimate_wait)
+        except (QueueFull, UserBusy):
+            self.metrics.refused(model)
+            raise
+
+    def model_ready(self, name: str) -> bool:
+        """Whether `name` is loaded and can write (the health check asks for the default model)."""
+        return name in self._loader.models or self.remote.owns(name)
+
+    def model_failure(self, name: str) -> str | None:
+        """Why `name` could not be loaded, if it could not."""
+        return self._loader.failure(name)
 
     def position(self, handle: RequestHandle) -> int | None:
         """1-based place of a request in the line of those waiting behind others, or None if
@@ -172,7 +191,9 @@ class Engine:
         """Stop a request: at once if it waits, at the next step if it runs."""
         handle.cancelled = True
         if self.queue.remove(handle):
-            handle.deliver(Event("cancelled"))
+            cancelled = Event("cancelled")
+            self._count_end(handle, cancelled)
+            handle.deliver(cancelled)
         self.remote.cancel(handle)
         self._wake.set()
 
@@ -246,6 +267,8 @@ class Engine:
                 self._finish_handle(handle, Event("error", text=choice.reason, failure=Failure.NO_MODEL))
                 continue
             handle.deliver(Event("started", fallback=choice.fallback or handle.fallback))
+            log.debug("request %s starts on %s", handle.id, choice.name,
+                      extra={"request_id": handle.request.request_id})
             prepared = self._prepare(handle, choice.name)
             if prepared is not None:
                 groups.setdefault(choice.name, []).append(prepared)
@@ -344,7 +367,7 @@ class Engine:
             if row.first_token_at is None:
                 row.first_token_at = time.monotonic()
                 if row.variant == 0:
-                    self.metrics.ttft.append(row.first_token_at - row.handle.submitted_at)
+                    self.metrics.first_token(row.first_token_at - row.handle.submitted_at)
             row.handle.tokens_written += 1
             try:
                 row.step(token, batch.model)
@@ -430,9 +453,16 @@ class Engine:
 
     def _finish_handle(self, handle: RequestHandle, event: Event) -> None:
         self.queue.release(handle)
-        self.metrics.finished(time.monotonic() - handle.submitted_at, ok=event.kind == "done",
-                              cancelled=event.kind == "cancelled")
+        self._count_end(handle, event)
         handle.deliver(event)
+
+    def _count_end(self, handle: RequestHandle, event: Event) -> None:
+        latency = time.monotonic() - handle.submitted_at
+        model = handle.model_used or handle.request.params.model
+        self.metrics.finished(latency, ok=event.kind == "done", cancelled=event.kind == "cancelled", model=model)
+        # One line per request at its end: with LOG_FORMAT=json it carries the request id.
+        log.info("request %s %s on %s: %d tokens in %.2f s", handle.id, event.kind, model,
+                 handle.tokens_written, latency, extra={"request_id": handle.request.request_id})
 
     def _fail_everything(self, failure: Failure) -> None:
         for batch in self._batches.values():

@@ -97,20 +97,24 @@ class Database:
     `bot.storage.Storage` is all of them together.
     """
 
-    def __init__(self, conn: aiosqlite.Connection, path: str, clock: Callable[[], float]) -> None:
+    def __init__(self, conn: aiosqlite.Connection, path: str, clock: Callable[[], float],
+                 on_write: Callable[[float], None] | None = None) -> None:
         self._conn = conn
         self.path = path
         self._clock = clock
+        self._on_write = on_write  # told each committed write's seconds (bot/ops/metrics.py)
         # One connection is shared by all coroutines, so a transaction must not interleave with
         # another coroutine's statements (they would join it, or read its uncommitted rows).
         self._lock = asyncio.Lock()
         self._closed = False
 
     @classmethod
-    async def open(cls: type[D], path: str | Path, *, clock: Callable[[], float] = time.time) -> D:
+    async def open(cls: type[D], path: str | Path, *, clock: Callable[[], float] = time.time,
+                   on_write: Callable[[float], None] | None = None) -> D:
         """Open (creating if needed) the database at ``path`` and bring its schema up to date.
 
-        ``clock`` returns Unix seconds; tests pass a fake one to age rows.
+        ``clock`` returns Unix seconds; tests pass a fake one to age rows. ``on_write`` is told
+        how long each committed write transaction took, lock wait included.
         Raises :class:`DatabaseTooNew` if the file was written by newer code.
         """
         location = str(path)
@@ -122,7 +126,7 @@ class Database:
             # Refuse before _configure, which would already write to a file we do not understand.
             _refuse_if_too_new(await _user_version(conn), location)
             await _configure(conn)
-            storage = cls(conn, location, clock)
+            storage = cls(conn, location, clock, on_write)
             await storage._migrate()
         except BaseException:
             await conn.close()
@@ -165,12 +169,15 @@ class Database:
         IMMEDIATE takes the write lock up front, so a read-then-write body cannot fail halfway
         with SQLITE_BUSY when another process writes in between. Not re-entrant.
         """
+        asked = time.perf_counter()
         async with self._lock:
             try:
                 with _unavailable_as_such():
                     await self._conn.execute("BEGIN IMMEDIATE")
                     yield self._conn
                     await self._conn.execute("COMMIT")
+                if self._on_write is not None:
+                    self._on_write(time.perf_counter() - asked)
             except BaseException:
                 # Also runs when BEGIN itself was cancelled: aiosqlite still executes a queued
                 # BEGIN, and this ROLLBACK queues behind it, so no transaction outlives the lock.
@@ -216,6 +223,12 @@ class Database:
         deleted text until SQLite happens to overwrite them (secure_delete zeroes the main file)."""
         async with self._lock:
             await self._checkpoint()
+
+    async def probe_write(self) -> None:
+        """Prove the database takes a write now (the health check): one committed transaction
+        that rewrites the schema version it already has. Raises what SQLite raises."""
+        async with self.transaction() as conn:
+            await conn.execute(f"PRAGMA user_version = {int(SCHEMA_VERSION)}")
 
     async def counts(self) -> dict[str, int]:
         """Rows per table, for /stats."""
