@@ -72,8 +72,8 @@ async def test_restore_refuses_a_damaged_file_and_leaves_the_database_alone(tmp_
                                                                             capsys: pytest.CaptureFixture[str]) -> None:
     database = tmp_path / "bot.db"
     async with await Storage.open(database) as storage:
-        story = await storage.create_story(guild_id=1, channel_id=2, author_id=3, topic="owls", model="m")
-        await storage.add_turn(story.id, kind="write", text="kept", settings={}, author_id=3)
+        await storage.start_story(guild_id=1, channel_id=2, author_id=3, topic="owls", model="m",
+                                  kind="write", text="kept", settings={})
     backup = tmp_path / "backup.db"
     backup.write_bytes(database.read_bytes())
     with sqlite3.connect(backup) as conn:
@@ -95,9 +95,11 @@ async def test_restore_refuses_a_damaged_file_and_leaves_the_database_alone(tmp_
 async def test_restore_keeps_the_current_database_aside_first(tmp_path: Path) -> None:
     database, backup = tmp_path / "bot.db", tmp_path / "old.db"
     async with await Storage.open(backup) as storage:
-        await storage.create_story(guild_id=1, channel_id=2, author_id=3, topic="from the backup", model="m")
+        await storage.start_story(guild_id=1, channel_id=2, author_id=3, topic="from the backup", model="m",
+                                  kind="write", text="p", settings={})
     async with await Storage.open(database) as storage:
-        await storage.create_story(guild_id=1, channel_id=2, author_id=3, topic="current", model="m")
+        await storage.start_story(guild_id=1, channel_id=2, author_id=3, topic="current", model="m",
+                                  kind="write", text="p", settings={})
     assert restore_main([str(backup), "--database", str(database)]) == 0
     aside = list(tmp_path.glob("bot.before-restore-*.db"))
     async with await Storage.open(database) as storage:
