@@ -11,6 +11,8 @@ import asyncio
 import logging
 import sys
 
+from bot.access import AccessControl
+from bot.access_file import AccessFile
 from bot.config import Config, ConfigError, load_config
 from bot.engine.worker import Engine
 from bot.service import Service
@@ -49,7 +51,8 @@ async def run_front(config: Config, storage: Storage, engine: Engine, stop: asyn
     if config.discord_token:
         from bot.discord.client import run_discord
 
-        service = Service(storage, engine, config.default_model, extra_models=config.allowed_models)
+        access = AccessControl(storage, AccessFile(config.access_file))
+        service = Service(storage, engine, config.default_model, extra_models=config.allowed_models, access=access)
         await run_discord(config, service, stop)
     else:
         from bot.console import Console

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.access_file import AccessFile, AccessFileError
 from bot.limits import DEFAULT_MAX_BATCH, SHUTDOWN_GRACE_S
 from models.embedded import EMBEDDED_NAME
 
@@ -42,6 +43,9 @@ class Config:
     """Story history older than this many days is deleted; 0 keeps it forever."""
     allowed_models: tuple[str, ...] = ()
     """Models members may choose besides the built-in ones and the default (hub ids, folders)."""
+    access_file: Path | None = None
+    """The owner's access rules and daily token budgets (TOML, bot/access_file.py), read again
+    whenever the file changes; None or a missing file: no rules."""
 
     def __repr__(self) -> str:  # never let the token reach a log line
         token = "set" if self.discord_token else "unset"
@@ -50,7 +54,7 @@ class Config:
                 f"dev_guild_id={self.dev_guild_id}, max_batch={self.max_batch}, "
                 f"max_queue={self.max_queue}, max_per_user={self.max_per_user}, "
                 f"shutdown_grace_s={self.shutdown_grace_s}, retention_days={self.retention_days}, "
-                f"allowed_models={self.allowed_models})")
+                f"allowed_models={self.allowed_models}, access_file={self.access_file})")
 
     __str__ = __repr__
 
@@ -114,7 +118,13 @@ def load_config(environ: dict[str, str] | None = None, dotenv: Path | None = Pat
         shutdown_grace_s=integer("SHUTDOWN_GRACE_S", SHUTDOWN_GRACE_S, 0, 600) or 0,
         retention_days=integer("RETENTION_DAYS", 0, 0, 36_500) or 0,
         allowed_models=tuple(name.strip() for name in env.get("ALLOWED_MODELS", "").split(",") if name.strip()),
+        access_file=Path(env.get("ACCESS_FILE", "").strip() or "access.toml"),
     )
+    if config.access_file is not None:
+        try:
+            AccessFile(config.access_file).load()  # a broken file stops start-up, as any bad value
+        except (AccessFileError, OSError) as error:
+            problems.append(f"ACCESS_FILE: {error}")
     if problems:
         raise ConfigError(problems)
     return config

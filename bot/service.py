@@ -6,6 +6,7 @@ render what comes back. Settings layering, permissions, story history and the en
 
 from __future__ import annotations
 
+import asyncio
 import difflib
 import logging
 import math
@@ -14,13 +15,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.access import AccessControl
 from bot.engine.fair_queue import QueueFull, UserBusy
 from bot.engine.metrics import EngineStats
 from bot.engine.requests import GenerationRequest, RequestHandle
 from bot.engine.worker import Engine
 from bot.generation import Generation, GenerationControls, GenerationKind, Generations
 from bot.limits import COOLDOWN_S, MAX_DIRECTION_CHARS, MAX_TOPIC_CHARS
-from bot.messages import FORGOTTEN, NoStory, PermissionDenied, ShuttingDown, UserError
+from bot.messages import FORGOTTEN, REGENERATE_NOT_YOURS, NoStory, PermissionDenied, ShuttingDown, UserError
 from bot.place import Place
 from bot.preferences import ALL_SETTINGS, ChannelPreferences, EffectiveSettings, parse_setting, setting_names
 from bot.storage import Scope, Storage, Story, Turn, TurnKind
@@ -53,8 +55,11 @@ class Service:
 
     def __init__(self, storage: Storage, engine: Engine, default_model: str,
                  clock: Callable[[], float] = time.monotonic, cooldown_s: float = COOLDOWN_S,
-                 extra_models: Sequence[str] = ()) -> None:
+                 extra_models: Sequence[str] = (), access: AccessControl | None = None) -> None:
         self.storage = storage
+        # Who may use the bot where, and each server's daily token budget (bot/access.py).
+        self.access = access or AccessControl(storage)
+        self._counting: set[asyncio.Task[None]] = set()  # tokens of finished paragraphs being counted
         self.engine = engine
         self.default_model = default_model
         # Members choose among these only: any hub id or folder would let anyone start large
@@ -136,6 +141,7 @@ class Service:
         """Queue a new paragraph on `topic`; raises UserError for bad input or a full queue."""
         topic = clean_topic(topic)
         params, defaults = await self._params_and_defaults(place, overrides)
+        await self.access.check_budget(place)
         return self._submit(place, "write", topic, params, Prompt(topic), defaults=defaults)
 
     async def write_here(self, place: Place, topic: str, overrides: dict[str, Any] | None = None) -> Generation:
@@ -157,6 +163,7 @@ class Service:
         if topic is not None and place.thread_id is None:  # in a thread it may steer a story
             clean_topic(topic)
         await self._params(place, overrides)
+        await self.access.check_budget(place)
         self._check_cooldown(place.user_id)
         try:
             self.engine.check_room(place.user_id)
@@ -171,6 +178,7 @@ class Service:
         if direction is not None:
             direction = clean_text(direction, "direction", MAX_DIRECTION_CHARS) or None
         params, defaults = await self._params_and_defaults(place, overrides)
+        await self.access.check_budget(place)
         history = [turn.text for turn in await self.storage.turns(story.id)]
         prompt = Prompt(story.topic, history, direction)
         return self._submit(place, "continue", story.topic, params, prompt, story, direction, defaults=defaults)
@@ -178,10 +186,13 @@ class Service:
     async def regenerate(self, place: Place, *, story_id: int | None = None) -> Generation:
         """Write the story's last generated paragraph again (it replaces the old one)."""
         story = await self.story_here(place, story_id)
+        if place.user_id != story.author_id and not place.can_manage_messages:
+            raise PermissionDenied(REGENERATE_NOT_YOURS)
         turns = await self.storage.turns(story.id)
         if not turns:
             raise NoStory("this story has nothing to regenerate yet")
         params = await self._params(place, None)
+        await self.access.check_budget(place)
         last = turns[-1]
         prompt = Prompt(story.topic, [t.text for t in turns[:-1]], last.direction)
         kind: GenerationKind = "continue" if last.kind == "continue" else "write"
@@ -197,6 +208,7 @@ class Service:
         if models is None:
             models = COMPARE_MODELS + (() if base.model in COMPARE_MODELS else (base.model,))
         self._check_accepting()
+        await self.access.check_budget(place)
         self._check_cooldown(place.user_id)
         generations: list[Generation] = []
         for model in models:
@@ -211,8 +223,8 @@ class Service:
                 for started in generations:
                     started.cancel()
                 raise
-            generations.append(self.generations.start(
-                Generation(handle, place, "compare", topic, params, title=model, defaults=base)))
+            generations.append(self._counted(self.generations.start(
+                Generation(handle, place, "compare", topic, params, title=model, defaults=base))))
         self._last_request[place.user_id] = self._clock()
         return generations
 
@@ -298,6 +310,8 @@ class Service:
         self.accepting = False
         await self.engine.drain(grace_s)
         await self.generations.wait(STORE_WAIT_S)
+        if self._counting:
+            await asyncio.wait(list(self._counting), timeout=STORE_WAIT_S)
 
     # -- internals ----------------------------------------------------------------------------
     async def _params(self, place: Place, overrides: dict[str, Any] | None) -> GenerationParams:
@@ -327,9 +341,23 @@ class Service:
                                     user_id=place.user_id)
         handle = self._enqueue(request)
         self._last_request[place.user_id] = self._clock()
-        return self.generations.start(
+        return self._counted(self.generations.start(
             Generation(handle, place, kind, topic, params, story, direction, replace_last=replace_last,
-                       defaults=defaults))
+                       defaults=defaults)))
+
+    def _counted(self, generation: Generation) -> Generation:
+        """Count the tokens `generation` writes against its server's daily budget once it ends."""
+        async def count() -> None:
+            await generation.result()
+            try:
+                await self.access.record(generation.place.guild_id, generation.handle.tokens_written)
+            except Exception:  # the paragraph itself is fine; only the budget misses it
+                log.exception("could not count the tokens of a paragraph in guild %s", generation.place.guild_id)
+
+        task = asyncio.create_task(count(), name=f"count-{generation.handle.id}")
+        self._counting.add(task)
+        task.add_done_callback(self._counting.discard)
+        return generation
 
     def _enqueue(self, request: GenerationRequest) -> RequestHandle:
         """Hand a request to the engine; a full queue or a busy user becomes a friendly UserError."""

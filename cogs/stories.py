@@ -1,4 +1,4 @@
-"""Stories after the first paragraph: /continue, members' own lines, /forget, export."""
+"""Stories after the first paragraph: /continue, members' own lines, /forget, export, list."""
 
 from __future__ import annotations
 
@@ -10,9 +10,11 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.branching import Branching
 from bot.discord.checks import in_thread, place_of, place_of_message
 from bot.discord.errors import HANDLED, NO_MENTIONS, PRIVATE_DEFER, reply_privately
 from bot.discord.pages import export_filename, story_markdown
+from bot.discord.story_list import story_list_message
 from bot.limits import MAX_DIRECTION_CHARS
 from bot.messages import BUTTONS_REMOVED, FORGET_DONE, NoStory
 
@@ -73,6 +75,14 @@ class Stories(commands.Cog):
         file = discord.File(io.BytesIO(data), filename=export_filename(story))
         await interaction.followup.send(f"The story so far: {len(turns)} part(s).", file=file,
                                         ephemeral=True, allowed_mentions=NO_MENTIONS)
+
+    @story.command(name="list")
+    @app_commands.describe(page="Which page (newest stories first)")
+    async def list_(self, interaction: discord.Interaction, page: app_commands.Range[int, 1, 10_000] = 1) -> None:
+        """This server's stories, newest first: topic, paragraphs and a link."""
+        content, view = await story_list_message(Branching(self.service), interaction.guild_id or 0, page)
+        await interaction.response.send_message(content, view=view or discord.utils.MISSING, ephemeral=True,
+                                                allowed_mentions=NO_MENTIONS)
 
     # -- members' own lines -------------------------------------------------------------------
     @commands.Cog.listener()

@@ -44,6 +44,8 @@ class StoryClickHandler(Protocol):
 
     async def stop_clicked(self, interaction: discord.Interaction) -> None: ...
 
+    async def check_access(self, interaction: discord.Interaction) -> None: ...
+
 
 class HasStoryClicks(Protocol):
     clicks: StoryClickHandler
@@ -69,6 +71,7 @@ class StoryButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
     async def callback(self, interaction: discord.Interaction) -> None:
         client: HasStoryClicks = interaction.client  # type: ignore[assignment]  # a StoryBot
         try:
+            await client.clicks.check_access(interaction)
             if self.action == "continue":
                 await client.clicks.continue_clicked(interaction, self.story_id)
             elif self.action == "regenerate":
