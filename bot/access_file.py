@@ -127,6 +127,7 @@ class AccessFile:
         self.path = path
         self._stamp: tuple[int, int] | None = None
         self._config = AccessConfig()
+        self.current()  # the rules in force from the start (a broken file is logged, not raised)
 
     def load(self) -> AccessConfig:
         """Read the file now; raise AccessFileError if it cannot be used (start-up reports it)."""
