@@ -87,6 +87,10 @@ class Branching:
             author_id=place.user_id)
         return branch
 
+    async def abandon(self, branch: Story) -> None:
+        """Undo a branch that never got a home (its thread could not be opened)."""
+        await self.storage.delete_story(branch.id)
+
     async def continue_branch(self, place: Place, branch: Story, thread_id: int | None) -> Generation:
         """The branch's next paragraph, written where the branch now lives."""
         here = replace(place, channel_id=branch.channel_id, thread_id=thread_id)

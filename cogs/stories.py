@@ -16,7 +16,7 @@ from bot.discord.errors import HANDLED, NO_MENTIONS, PRIVATE_DEFER, reply_privat
 from bot.discord.pages import export_filename, story_markdown
 from bot.discord.story_list import story_list_message
 from bot.limits import MAX_DIRECTION_CHARS
-from bot.messages import BUTTONS_REMOVED, FORGET_DONE, NoStory
+from bot.messages import BUTTONS_REMOVED, FORGET_DONE, AccessDenied, NoStory
 
 if TYPE_CHECKING:
     from bot.discord.client import StoryBot
@@ -95,9 +95,12 @@ class Stories(commands.Cog):
         text = message.content.strip()
         if not text:  # empty without the message content intent: nothing to add
             return
-        try:
-            story = await self.service.story_here(place_of_message(message))
-        except NoStory:
+        place = place_of_message(message)
+        roles = [role.id for role in getattr(message.author, "roles", ())]
+        try:  # a member the access rules refuse does not write into stories either (nobody is told)
+            await self.service.access.check(place, roles)
+            story = await self.service.story_here(place)
+        except (NoStory, AccessDenied):
             return
         await self.service.add_user_turn(story, message.author.id, text)
 

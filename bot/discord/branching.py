@@ -66,9 +66,13 @@ async def open_branch(bot: BranchHost, interaction: discord.Interaction, paragra
     branch = await branching.branch(place, paragraph, home.id)  # refused before anything shows
     await interaction.response.defer(thinking=True, ephemeral=True)
     interaction.extras[PRIVATE_DEFER] = True
-    thread = await home.create_thread(name=thread_name(f"{branch.topic} (branch)"),
-                                      type=discord.ChannelType.public_thread,
-                                      auto_archive_duration=THREAD_ARCHIVE_MINUTES)
+    try:
+        thread = await home.create_thread(name=thread_name(f"{branch.topic} (branch)"),
+                                          type=discord.ChannelType.public_thread,
+                                          auto_archive_duration=THREAD_ARCHIVE_MINUTES)
+    except discord.HTTPException:  # no Create Public Threads permission, say: no branch is left behind
+        await branching.abandon(branch)
+        raise
     await bot.service.attach(branch.id, thread_id=thread.id)
     link = paragraph_link(interaction, paragraph)
     await thread.send(BRANCH_OPENING.format(position=paragraph.number, link=link), allowed_mentions=NO_MENTIONS)

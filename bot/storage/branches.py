@@ -61,6 +61,11 @@ class BranchesTable(Database):
                 turns = [turn_of(row) for row in await cursor.fetchall()]
         return branch, turns
 
+    async def delete_story(self, story_id: int) -> None:
+        """Delete one story and its turns (a branch whose thread could not be opened)."""
+        async with self.transaction() as conn:
+            await conn.execute("DELETE FROM stories WHERE id = ?", (story_id,))
+
     async def stories_in_guild(self, guild_id: int, *, limit: int, offset: int = 0) -> list[StoryListing]:
         """This server's stories, newest first, with their paragraph counts."""
         rows = await self._fetchall(

@@ -217,3 +217,22 @@ async def test_the_days_use_survives_a_restart(rig: DiscordRig, tmp_path: Path) 
 
 async def _used(usage: Any, guild_id: int, tokens: int) -> bool:
     return (await usage(guild_id)).used == tokens
+
+
+async def test_a_blocked_members_lines_in_a_story_thread_do_not_join_the_story(rig: DiscordRig,
+                                                                              tmp_path: Path) -> None:
+    muted, role = muted_member(rig)
+    rules = write_access(tmp_path / "access.toml", f"[default]\nblocked_roles = [{role}]\n")
+    async with rig.running(access_file=rules) as bot:
+        first = await rig.final(await rig.slash(rig.seed.general.id, rig.seed.user.id, "write", {"topic": "a gull"}))
+        story = await rig.until(lambda: bot.service.storage.story_for_thread(first.id))
+        await rig.fake.user_message(first.id, muted, "Spam, spam, spam.")
+        await rig.fake.user_message(first.id, rig.seed.admin.id, "Then a gull landed on the rail.")
+
+        async def user_turns() -> list[Any]:
+            return [t for t in await bot.service.storage.turns(story.id) if t.kind == "user"]
+
+        await rig.until(user_turns)
+        await rig.settle()  # the muted member's message is handled by now too
+        turns = await user_turns()
+    assert [t.author_id for t in turns] == [rig.seed.admin.id]
