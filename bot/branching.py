@@ -8,6 +8,7 @@ paragraph, made in one transaction: the original is never touched, and both go o
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bot.generation import Generation
@@ -103,11 +104,14 @@ class Branching:
             raise NotTheLast(paragraph)
         return await self.service.regenerate(place, story_id=paragraph.story.id)
 
-    async def story_page(self, guild_id: int, page: int) -> StoryPage:
-        """Page `page` (1-based, clamped) of this server's stories, newest first."""
-        total = await self.storage.count_stories(guild_id)
-        pages = max(1, math.ceil(total / STORIES_PER_PAGE))
-        page = min(max(page, 1), pages)
-        listings = await self.storage.stories_in_guild(guild_id, limit=STORIES_PER_PAGE,
-                                                       offset=(page - 1) * STORIES_PER_PAGE)
-        return StoryPage(tuple(listings), page, pages, total)
+    async def story_page(self, guild_id: int, page: int,
+                         visible: Callable[[Story], bool] = lambda story: True) -> StoryPage:
+        """Page `page` (1-based, clamped) of this server's stories that `visible` lets the member
+        see (a story in a channel hidden from them stays hidden here too), newest first."""
+        if page < 1:
+            page = 1
+        shown = [listing for listing in await self.storage.stories_in_guild(guild_id) if visible(listing.story)]
+        pages = max(1, math.ceil(len(shown) / STORIES_PER_PAGE))
+        page = min(page, pages)
+        start = (page - 1) * STORIES_PER_PAGE
+        return StoryPage(tuple(shown[start:start + STORIES_PER_PAGE]), page, pages, len(shown))

@@ -80,7 +80,7 @@ class Stories(commands.Cog):
     @app_commands.describe(page="Which page (newest stories first)")
     async def list_(self, interaction: discord.Interaction, page: app_commands.Range[int, 1, 10_000] = 1) -> None:
         """This server's stories, newest first: topic, paragraphs and a link."""
-        content, view = await story_list_message(Branching(self.service), interaction.guild_id or 0, page)
+        content, view = await story_list_message(Branching(self.service), interaction, page)
         await interaction.response.send_message(content, view=view or discord.utils.MISSING, ephemeral=True,
                                                 allowed_mentions=NO_MENTIONS)
 

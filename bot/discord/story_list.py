@@ -5,6 +5,7 @@ after a restart too."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 import discord
@@ -12,7 +13,7 @@ import discord
 from bot.branching import STORIES_PER_PAGE, Branching, StoryPage
 from bot.discord.errors import NO_MENTIONS, report_error
 from bot.discord.pages import thread_name
-from bot.storage import StoryListing
+from bot.storage import Story, StoryListing
 
 LISTED_TOPIC_CHARS = 60  # a line per story; the whole page must stay inside one message
 
@@ -53,9 +54,27 @@ def page_view(page: StoryPage) -> discord.ui.View | None:
     return view
 
 
-async def story_list_message(branching: Branching, guild_id: int, page: int) -> tuple[str, discord.ui.View | None]:
-    """The content and buttons of page `page` of this server's stories."""
-    shown = await branching.story_page(guild_id, page)
+def visible_to(interaction: discord.Interaction) -> Callable[[Story], bool]:
+    """Whether the member may see the channel (or thread) a story lives in: the list must not
+    show the topics of channels hidden from them."""
+    guild, member = interaction.guild, interaction.user
+
+    def visible(story: Story) -> bool:
+        if guild is None or not isinstance(member, discord.Member):
+            return False
+        for place_id in (story.thread_id, story.channel_id):
+            channel = guild.get_channel_or_thread(place_id) if place_id is not None else None
+            if channel is not None:
+                return channel.permissions_for(member).view_channel
+        return False  # its channel is gone (or not known to the bot)
+
+    return visible
+
+
+async def story_list_message(branching: Branching, interaction: discord.Interaction,
+                             page: int) -> tuple[str, discord.ui.View | None]:
+    """The content and buttons of page `page` of this server's stories the member may see."""
+    shown = await branching.story_page(interaction.guild_id or 0, page, visible_to(interaction))
     return page_text(shown), page_view(shown)
 
 
@@ -76,9 +95,7 @@ class StoryListButton(discord.ui.DynamicItem[discord.ui.Button[Any]], template=r
         bot: Any = interaction.client  # a StoryBot
         try:
             await bot.clicks.check_access(interaction)
-            if interaction.guild_id is None:
-                return
-            content, view = await story_list_message(Branching(bot.service), interaction.guild_id, self.page)
+            content, view = await story_list_message(Branching(bot.service), interaction, self.page)
             await interaction.response.edit_message(content=content, view=view, allowed_mentions=NO_MENTIONS)
         except Exception as error:  # a dynamic item has no on_error: the one error path is here
             await report_error(interaction, error)

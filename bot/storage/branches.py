@@ -66,15 +66,11 @@ class BranchesTable(Database):
         async with self.transaction() as conn:
             await conn.execute("DELETE FROM stories WHERE id = ?", (story_id,))
 
-    async def stories_in_guild(self, guild_id: int, *, limit: int, offset: int = 0) -> list[StoryListing]:
-        """This server's stories, newest first, with their paragraph counts."""
+    async def stories_in_guild(self, guild_id: int) -> list[StoryListing]:
+        """This server's stories, newest first, with their paragraph counts (a listing filters
+        them by what the member may see before it pages them)."""
         rows = await self._fetchall(
             f"SELECT {STORY_COLUMNS}, (SELECT COUNT(*) FROM turns WHERE turns.story_id = stories.id"
-            " AND turns.kind != 'user') FROM stories WHERE guild_id = ?"
-            " ORDER BY created_at DESC, id DESC LIMIT ? OFFSET ?", (guild_id, limit, offset))
+            " AND turns.kind != 'user') FROM stories WHERE guild_id = ? ORDER BY created_at DESC, id DESC",
+            (guild_id,))
         return [StoryListing(story_of(row[:-1]), int(row[-1])) for row in rows]
-
-    async def count_stories(self, guild_id: int) -> int:
-        """How many stories this server has."""
-        row = await self._fetchone("SELECT COUNT(*) FROM stories WHERE guild_id = ?", (guild_id,))
-        return int(row[0])

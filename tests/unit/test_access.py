@@ -6,11 +6,13 @@ from __future__ import annotations
 import datetime
 import os
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from bot.access import AccessControl, refusal
 from bot.access_file import AccessFile, AccessFileError, AccessRules, parse_access
+from bot.branching import Branching
 from bot.messages import (
     ACCESS_CHANNEL_BLOCKED,
     ACCESS_CHANNEL_NOT_ALLOWED,
@@ -129,7 +131,22 @@ async def test_a_branch_copies_the_turns_up_to_its_paragraph_and_leaves_the_orig
                                                     author_id=2)
         original = await storage.turns(story.id)
         await storage.forget(CHANNEL)  # deleting both leaves nothing behind
-        assert await storage.count_stories(GUILD) == 0
+        assert await storage.stories_in_guild(GUILD) == []
     assert shown.text == "two" and [t.text for t in copies] == ["one", "two"]
     assert all(t.message_ids == () for t in copies) and branch.parent_id == story.id and branch.author_id == 2
     assert [t.text for t in original] == ["one", "two", "three", "four"]
+
+
+async def test_the_story_list_pages_only_what_the_member_may_see_newest_first(service: Any) -> None:
+    hidden = 99
+    for number in range(12):
+        await service.storage.start_story(guild_id=GUILD, channel_id=hidden if number % 3 == 0 else CHANNEL,
+                                          author_id=USER, topic=f"story {number}", model="m", kind="write",
+                                          text="Once.", settings={})
+    branching = Branching(service)
+    first = await branching.story_page(GUILD, 1, lambda story: story.channel_id != hidden)
+    last = await branching.story_page(GUILD, 7, lambda story: story.channel_id != hidden)  # clamped
+    assert (first.total, first.pages, last.page) == (8, 1, 1)
+    assert [listing.story.topic for listing in first.listings] == [
+        f"story {n}" for n in reversed(range(12)) if n % 3]
+    assert all(listing.paragraphs == 1 for listing in first.listings)
