@@ -8,17 +8,22 @@ so tests can move to the next day.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
+import logging
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, replace
 
 from bot import messages
 from bot.access_file import AccessFile, AccessRules
+from bot.generation import Generation
 from bot.messages import AccessDenied, BudgetSpent, PermissionDenied, UserError
 from bot.place import Place
 from bot.storage import Storage
 from bot.storage.access import Rule, TargetKind
+
+log = logging.getLogger(__name__)
 
 SECONDS_PER_DAY = 86_400
 
@@ -62,6 +67,7 @@ class AccessControl:
         self.storage = storage
         self.rules_file = rules_file or AccessFile(None)
         self._clock = clock  # Unix seconds: the budget's day is the UTC date
+        self._counting: set[asyncio.Task[None]] = set()  # finished paragraphs whose tokens are being counted
 
     async def rules_for(self, guild_id: int | None) -> AccessRules:
         """The owner's rules for this server with the server's own (/access) added."""
@@ -103,6 +109,25 @@ class AccessControl:
         if usage is not None and usage.spent:
             raise BudgetSpent(messages.BUDGET_SPENT.format(limit=usage.limit,
                                                            wait=duration_text(usage.resets_in_s)))
+
+    def counted(self, generation: Generation) -> Generation:
+        """Count the tokens `generation` writes against its server's budget once it ends."""
+        async def count() -> None:
+            await generation.result()
+            try:
+                await self.record(generation.place.guild_id, generation.handle.tokens_written)
+            except Exception:  # the paragraph itself is fine; only the budget misses it
+                log.exception("could not count the tokens of a paragraph in guild %s", generation.place.guild_id)
+
+        task = asyncio.create_task(count(), name=f"count-{generation.handle.id}")
+        self._counting.add(task)
+        task.add_done_callback(self._counting.discard)
+        return generation
+
+    async def wait(self, timeout: float) -> None:
+        """Let the counting of finished paragraphs end (on shutdown, before storage closes)."""
+        if self._counting:
+            await asyncio.wait(list(self._counting), timeout=timeout)
 
     async def record(self, guild_id: int | None, tokens: int) -> None:
         """Count tokens written for this server today."""

@@ -6,7 +6,6 @@ render what comes back. Settings layering, permissions, story history and the en
 
 from __future__ import annotations
 
-import asyncio
 import difflib
 import logging
 import math
@@ -59,7 +58,6 @@ class Service:
         self.storage = storage
         # Who may use the bot where, and each server's daily token budget (bot/access.py).
         self.access = access or AccessControl(storage)
-        self._counting: set[asyncio.Task[None]] = set()  # tokens of finished paragraphs being counted
         self.engine = engine
         self.default_model = default_model
         # Members choose among these only: any hub id or folder would let anyone start large
@@ -223,7 +221,7 @@ class Service:
                 for started in generations:
                     started.cancel()
                 raise
-            generations.append(self._counted(self.generations.start(
+            generations.append(self.access.counted(self.generations.start(
                 Generation(handle, place, "compare", topic, params, title=model, defaults=base))))
         self._last_request[place.user_id] = self._clock()
         return generations
@@ -310,8 +308,7 @@ class Service:
         self.accepting = False
         await self.engine.drain(grace_s)
         await self.generations.wait(STORE_WAIT_S)
-        if self._counting:
-            await asyncio.wait(list(self._counting), timeout=STORE_WAIT_S)
+        await self.access.wait(STORE_WAIT_S)
 
     # -- internals ----------------------------------------------------------------------------
     async def _params(self, place: Place, overrides: dict[str, Any] | None) -> GenerationParams:
@@ -341,23 +338,9 @@ class Service:
                                     user_id=place.user_id)
         handle = self._enqueue(request)
         self._last_request[place.user_id] = self._clock()
-        return self._counted(self.generations.start(
+        return self.access.counted(self.generations.start(
             Generation(handle, place, kind, topic, params, story, direction, replace_last=replace_last,
                        defaults=defaults)))
-
-    def _counted(self, generation: Generation) -> Generation:
-        """Count the tokens `generation` writes against its server's daily budget once it ends."""
-        async def count() -> None:
-            await generation.result()
-            try:
-                await self.access.record(generation.place.guild_id, generation.handle.tokens_written)
-            except Exception:  # the paragraph itself is fine; only the budget misses it
-                log.exception("could not count the tokens of a paragraph in guild %s", generation.place.guild_id)
-
-        task = asyncio.create_task(count(), name=f"count-{generation.handle.id}")
-        self._counting.add(task)
-        task.add_done_callback(self._counting.discard)
-        return generation
 
     def _enqueue(self, request: GenerationRequest) -> RequestHandle:
         """Hand a request to the engine; a full queue or a busy user becomes a friendly UserError."""

@@ -184,3 +184,21 @@ async def test_story_list_shows_the_servers_stories_newest_first_a_page_at_a_tim
     assert shown == list(reversed(topics))[:8]  # newest first, 8 to a page
     assert "1 paragraph(s)" in first_page and f"https://discord.com/channels/{rig.seed.guild.id}/" in first_page
     assert "page 2 of 2" in page2.content and topics[1] in page2.content and topics[0] in page2.content
+
+
+async def test_the_lists_next_button_still_works_after_a_restart(rig: DiscordRig) -> None:
+    async with rig.running() as bot:
+        for number in range(9):
+            await bot.service.storage.start_story(guild_id=rig.seed.guild.id, channel_id=rig.seed.general.id,
+                                                  author_id=rig.seed.user.id, topic=f"story {number}", model="m",
+                                                  kind="write", text="Once.", settings={})
+        ix = await rig.slash(rig.seed.general.id, rig.seed.user.id, "story", {}, subcommand="list")
+        listing = await ix.wait_until_original(lambda m: bool(m.content))
+    first_page = listing.content
+    async with rig.running():  # a new StoryBot on the same database
+        await rig.fake.click(rig.seed.guild.id, rig.seed.general.id, rig.seed.user.id, listing.id,
+                             raw_button_ids(listing)[1])
+        await rig.fake.wait_until(lambda: listing if listing.content != first_page else None)
+    assert "page 1 of 2" in first_page and "page 2 of 2" in listing.content and "story 0" in listing.content
+    assert raw_button_ids(listing) == ["stories:page:1", "stories:page:3"]
+    assert [b["disabled"] for row in listing.components for b in row["components"]] == [False, True]
