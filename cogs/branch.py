@@ -33,6 +33,7 @@ class Branch(commands.Cog):
     def _menu(name: str, callback: object) -> app_commands.ContextMenu:
         menu = app_commands.ContextMenu(name=name, callback=callback)  # type: ignore[arg-type]
         menu.guild_only = True  # stories, settings and permissions belong to a server
+        menu.allowed_contexts = app_commands.AppCommandContext(guild=True, dm_channel=False, private_channel=False)
         menu.allowed_installs = app_commands.AppInstallationType(guild=True, user=False)
         return menu
 
