@@ -12,6 +12,8 @@ import logging
 import sys
 from contextlib import AsyncExitStack
 
+from bot.access import AccessControl
+from bot.access_file import AccessFile
 from bot.config import Config, ConfigError, load_config
 from bot.engine.worker import Engine
 from bot.ops.backups import BackupPlan, backups
@@ -71,7 +73,8 @@ async def run_front(config: Config, storage: Storage, engine: Engine, stop: asyn
     if config.discord_token:
         from bot.discord.client import run_discord
 
-        service = Service(storage, engine, config.default_model, extra_models=offered(config))
+        access = AccessControl(storage, AccessFile(config.access_file))
+        service = Service(storage, engine, config.default_model, extra_models=offered(config), access=access)
         await run_discord(config, service, stop, gateway=metrics.gateway)
     else:
         from bot.console import Console

@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot.access_file import AccessFile, AccessFileError
 from bot.engine.remote.spec import RemoteModel
 from bot.limits import DEFAULT_MAX_BATCH, SHUTDOWN_GRACE_S
 from bot.ops.logs import LOG_FORMATS
@@ -62,6 +63,9 @@ class Config:
     backup_dir: Path = Path("data/backups")
     backup_keep: int = 7
     """Backups kept in `backup_dir`; older ones are deleted."""
+    access_file: Path | None = None
+    """The owner's access rules and daily token budgets (TOML, bot/access_file.py), read again
+    whenever the file changes; None or a missing file: no rules."""
 
     def __repr__(self) -> str:  # never let the token reach a log line
         token = "set" if self.discord_token else "unset"
@@ -75,7 +79,7 @@ class Config:
                 f"shard_count={self.shard_count}, shard_ids={self.shard_ids}, log_format={self.log_format!r}, "
                 f"metrics_port={self.metrics_port}, metrics_host={self.metrics_host!r}, "
                 f"backup_hours={self.backup_hours:g}, backup_dir={str(self.backup_dir)!r}, "
-                f"backup_keep={self.backup_keep})")
+                f"backup_keep={self.backup_keep}, access_file={self.access_file})")
 
     __str__ = __repr__
 
@@ -172,7 +176,13 @@ def load_config(environ: dict[str, str] | None = None, dotenv: Path | None = Pat
         backup_hours=backup_hours,
         backup_dir=Path(env.get("BACKUP_DIR", "").strip() or "data/backups"),
         backup_keep=integer("BACKUP_KEEP", 7, 1, 10_000) or 7,
+        access_file=Path(env.get("ACCESS_FILE", "").strip() or "access.toml"),
     )
+    if config.access_file is not None:
+        try:
+            AccessFile(config.access_file).load()  # a broken file stops start-up, as any bad value
+        except (AccessFileError, OSError) as error:
+            problems.append(f"ACCESS_FILE: {error}")
     if problems:
         raise ConfigError(problems)
     return config

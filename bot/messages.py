@@ -50,3 +50,39 @@ class ShuttingDown(UserError):
 
     def __init__(self) -> None:
         super().__init__(SHUTTING_DOWN)
+
+
+# -- access control and the daily budget (bot/access.py) --------------------------------------
+ACCESS_USER_BLOCKED = "you are blocked from using the bot on this server"
+ACCESS_ROLE_BLOCKED = "one of your roles is blocked from using the bot on this server"
+ACCESS_CHANNEL_BLOCKED = "the bot is switched off in this channel"
+ACCESS_CHANNEL_NOT_ALLOWED = "the bot only works in some channels of this server, and this is not one of them"
+ACCESS_MEMBER_NOT_ALLOWED = "on this server the bot is only for some members and roles, and you are not among them"
+BUDGET_SPENT = ("this server has used today's budget of {limit} tokens: it starts again at midnight UTC, "
+                "in {wait}")
+# Answers to /access.
+ACCESS_SET = "Done: that is now {rule} on this server."
+ACCESS_CLEARED = "Done: this server's own rule for that is removed."
+ACCESS_NOTHING_TO_CLEAR = "This server had no rule of its own for that."
+# /stats: today's use of the server's budget.
+USAGE_LINE = "today on this server: {used} tokens written{limit}"
+USAGE_LIMIT = " of {limit} (resets in {wait})"
+
+
+class AccessDenied(UserError):
+    """The owner's or the server's access rules refuse this member here."""
+
+
+class BudgetSpent(UserError):
+    """The server has written its daily token budget."""
+
+
+# -- branching (bot/branching.py) -------------------------------------------------------------
+REGENERATE_NOT_YOURS = ("only the member who started this story (or someone with Manage Messages) can write "
+                        "its paragraphs again: use \"Continue from here\" to branch it instead")
+NOT_A_PARAGRAPH = "that message is not one of my story paragraphs (or its story was forgotten)"
+NOT_THE_LAST = ("that is not the story's newest paragraph, so writing it again would lose what follows: "
+                "branch from it instead")
+BRANCHED = "Branched from paragraph {position} of **{topic}**: the story goes on in {thread}."
+BRANCH_OPENING = "Branched from paragraph {position} of {link}: the story so far is its first {position} paragraph(s)."
+REGENERATING = "Writing that paragraph again, in its own message."

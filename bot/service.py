@@ -14,13 +14,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from bot.access import AccessControl
 from bot.engine.fair_queue import QueueFull, UserBusy
 from bot.engine.metrics import EngineStats
 from bot.engine.requests import GenerationRequest, RequestHandle
 from bot.engine.worker import Engine
 from bot.generation import Generation, GenerationControls, GenerationKind, Generations
 from bot.limits import COOLDOWN_S, MAX_DIRECTION_CHARS, MAX_TOPIC_CHARS
-from bot.messages import FORGOTTEN, NoStory, PermissionDenied, ShuttingDown, UserError
+from bot.messages import FORGOTTEN, REGENERATE_NOT_YOURS, NoStory, PermissionDenied, ShuttingDown, UserError
 from bot.ops.request_ids import request_id_or_new
 from bot.place import Place
 from bot.preferences import ALL_SETTINGS, ChannelPreferences, EffectiveSettings, parse_setting, setting_names
@@ -54,8 +55,10 @@ class Service:
 
     def __init__(self, storage: Storage, engine: Engine, default_model: str,
                  clock: Callable[[], float] = time.monotonic, cooldown_s: float = COOLDOWN_S,
-                 extra_models: Sequence[str] = ()) -> None:
+                 extra_models: Sequence[str] = (), access: AccessControl | None = None) -> None:
         self.storage = storage
+        # Who may use the bot where, and each server's daily token budget (bot/access.py).
+        self.access = access or AccessControl(storage)
         self.engine = engine
         self.default_model = default_model
         # Members choose among these only: any hub id or folder would let anyone start large
@@ -141,6 +144,7 @@ class Service:
         """Queue a new paragraph on `topic`; raises UserError for bad input or a full queue."""
         topic = clean_topic(topic)
         params, defaults = await self._params_and_defaults(place, overrides)
+        await self.access.check_budget(place)
         return self._submit(place, "write", topic, params, Prompt(topic), defaults=defaults)
 
     async def write_here(self, place: Place, topic: str, overrides: dict[str, Any] | None = None) -> Generation:
@@ -162,6 +166,7 @@ class Service:
         if topic is not None and place.thread_id is None:  # in a thread it may steer a story
             clean_topic(topic)
         params = await self._params(place, overrides)
+        await self.access.check_budget(place)
         self._check_cooldown(place.user_id)
         try:
             self.engine.check_room(place.user_id, params.model)
@@ -176,6 +181,7 @@ class Service:
         if direction is not None:
             direction = clean_text(direction, "direction", MAX_DIRECTION_CHARS) or None
         params, defaults = await self._params_and_defaults(place, overrides)
+        await self.access.check_budget(place)
         history = [turn.text for turn in await self.storage.turns(story.id)]
         prompt = Prompt(story.topic, history, direction)
         return self._submit(place, "continue", story.topic, params, prompt, story, direction, defaults=defaults)
@@ -183,10 +189,13 @@ class Service:
     async def regenerate(self, place: Place, *, story_id: int | None = None) -> Generation:
         """Write the story's last generated paragraph again (it replaces the old one)."""
         story = await self.story_here(place, story_id)
+        if place.user_id != story.author_id and not place.can_manage_messages:
+            raise PermissionDenied(REGENERATE_NOT_YOURS)
         turns = await self.storage.turns(story.id)
         if not turns:
             raise NoStory("this story has nothing to regenerate yet")
         params = await self._params(place, None)
+        await self.access.check_budget(place)
         last = turns[-1]
         prompt = Prompt(story.topic, [t.text for t in turns[:-1]], last.direction)
         kind: GenerationKind = "continue" if last.kind == "continue" else "write"
@@ -202,6 +211,7 @@ class Service:
         if models is None:
             models = COMPARE_MODELS + (() if base.model in COMPARE_MODELS else (base.model,))
         self._check_accepting()
+        await self.access.check_budget(place)
         self._check_cooldown(place.user_id)
         generations: list[Generation] = []
         for model in models:
@@ -217,8 +227,8 @@ class Service:
                 for started in generations:
                     started.cancel()
                 raise
-            generations.append(self.generations.start(
-                Generation(handle, place, "compare", topic, params, title=model, defaults=base)))
+            generations.append(self.access.counted(self.generations.start(
+                Generation(handle, place, "compare", topic, params, title=model, defaults=base))))
         self._last_request[place.user_id] = self._clock()
         return generations
 
@@ -304,6 +314,7 @@ class Service:
         self.accepting = False
         await self.engine.drain(grace_s)
         await self.generations.wait(STORE_WAIT_S)
+        await self.access.wait(STORE_WAIT_S)
 
     # -- internals ----------------------------------------------------------------------------
     async def _params(self, place: Place, overrides: dict[str, Any] | None) -> GenerationParams:
@@ -337,9 +348,9 @@ class Service:
         log.info("%s in %s queued as request %s (model %s)", kind, place.conversation_id, handle.id,
                  params.model)
         self._last_request[place.user_id] = self._clock()
-        return self.generations.start(
+        return self.access.counted(self.generations.start(
             Generation(handle, place, kind, topic, params, story, direction, replace_last=replace_last,
-                       defaults=defaults))
+                       defaults=defaults)))
 
     def _enqueue(self, request: GenerationRequest) -> RequestHandle:
         """Hand a request to the engine; a full queue or a busy user becomes a friendly UserError."""

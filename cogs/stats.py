@@ -8,8 +8,10 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.access import Usage, duration_text
 from bot.discord.errors import NO_MENTIONS
 from bot.formatting import stats_text
+from bot.messages import USAGE_LIMIT, USAGE_LINE
 
 if TYPE_CHECKING:
     from bot.discord.client import StoryBot
@@ -29,9 +31,19 @@ class Stats(commands.Cog):
         stats = self.bot.service.stats()
         mine = self.bot.active.progress_of(interaction.user.id)
         stored = await self.bot.service.stored()
-        await interaction.response.send_message(f"```\n{stats_text(stats, mine=mine, stored=stored)}\n```",
+        usage = usage_text(await self.bot.service.access.usage(interaction.guild_id))
+        await interaction.response.send_message(f"```\n{stats_text(stats, mine=mine, stored=stored)}{usage}\n```",
                                                 ephemeral=True,
                                                 allowed_mentions=NO_MENTIONS)
+
+
+def usage_text(usage: Usage | None) -> str:
+    """Today's use of the server's token budget, as a line under the stats (empty outside a server)."""
+    if usage is None:
+        return ""
+    limit = "" if usage.limit is None else USAGE_LIMIT.format(limit=f"{usage.limit:,}",
+                                                              wait=duration_text(usage.resets_in_s))
+    return "\n" + USAGE_LINE.format(used=f"{usage.used:,}", limit=limit)
 
 
 async def setup(bot: StoryBot) -> None:

@@ -1,4 +1,4 @@
-"""Stories after the first paragraph: /continue, members' own lines, /forget, export."""
+"""Stories after the first paragraph: /continue, members' own lines, /forget, export, list."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import discord
 from discord import app_commands
 from discord.ext import commands
 
+from bot.branching import Branching
 from bot.discord.checks import in_thread, place_of, place_of_message
 from bot.discord.errors import HANDLED, NO_MENTIONS, PRIVATE_DEFER, reply_privately
 from bot.discord.pages import export_filename, story_markdown
+from bot.discord.story_list import story_list_message
 from bot.limits import MAX_DIRECTION_CHARS
-from bot.messages import BUTTONS_REMOVED, FORGET_DONE, NoStory
+from bot.messages import BUTTONS_REMOVED, FORGET_DONE, AccessDenied, NoStory
 
 if TYPE_CHECKING:
     from bot.discord.client import StoryBot
@@ -74,6 +76,14 @@ class Stories(commands.Cog):
         await interaction.followup.send(f"The story so far: {len(turns)} part(s).", file=file,
                                         ephemeral=True, allowed_mentions=NO_MENTIONS)
 
+    @story.command(name="list")
+    @app_commands.describe(page="Which page (newest stories first)")
+    async def list_(self, interaction: discord.Interaction, page: app_commands.Range[int, 1, 10_000] = 1) -> None:
+        """This server's stories, newest first: topic, paragraphs and a link."""
+        content, view = await story_list_message(Branching(self.service), interaction, page)
+        await interaction.response.send_message(content, view=view or discord.utils.MISSING, ephemeral=True,
+                                                allowed_mentions=NO_MENTIONS)
+
     # -- members' own lines -------------------------------------------------------------------
     @commands.Cog.listener()
     async def on_message(self, message: discord.Message) -> None:
@@ -85,9 +95,12 @@ class Stories(commands.Cog):
         text = message.content.strip()
         if not text:  # empty without the message content intent: nothing to add
             return
-        try:
-            story = await self.service.story_here(place_of_message(message))
-        except NoStory:
+        place = place_of_message(message)
+        roles = [role.id for role in getattr(message.author, "roles", ())]
+        try:  # a member the access rules refuse does not write into stories either (nobody is told)
+            await self.service.access.check(place, roles)
+            story = await self.service.story_here(place)
+        except (NoStory, AccessDenied):
             return
         await self.service.add_user_turn(story, message.author.id, text)
 

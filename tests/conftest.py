@@ -103,9 +103,14 @@ class DiscordRig:
                        max_waiting: int = 64, max_per_user: int = 4, cooldown_s: float = 0.0,
                        settings: dict[str, Any] | None = None, load_delay_s: float = 0.0,
                        remote: tuple[Any, ...] = (),
-                       on_write: Callable[[float], None] | None = None) -> AsyncIterator[tuple[Any, Any]]:
+                       on_write: Callable[[float], None] | None = None,
+                       access_file: Path | None = None, wall_clock: Callable[[], float] | None = None,
+                       ) -> AsyncIterator[tuple[Any, Any]]:
         """(Service, Config) over a fresh engine and this rig's database, as __main__ makes them;
-        `remote`: RemoteModels offered besides the tiny GPT-2."""
+        `remote`: RemoteModels offered besides the tiny GPT-2; `access_file` and `wall_clock`
+        (Unix seconds) are the access rules' file and clock."""
+        from bot.access import AccessControl
+        from bot.access_file import AccessFile
         from bot.config import Config
         from bot.engine.worker import Engine
         from bot.service import Service
@@ -128,7 +133,8 @@ class DiscordRig:
         async with await Storage.open(self.database, on_write=on_write) as storage, engine:
             engine.preload(self.model_name)
             await storage.update_settings("guild", self.seed.guild.id, settings or DISCORD_TEST_SETTINGS)
-            yield Service(storage, engine, self.model_name, cooldown_s=cooldown_s,
+            access = AccessControl(storage, AccessFile(access_file), clock=wall_clock or time.time)
+            yield Service(storage, engine, self.model_name, cooldown_s=cooldown_s, access=access,
                           extra_models=[model.name for model in remote]), config
 
     @contextlib.asynccontextmanager
@@ -165,6 +171,10 @@ class DiscordRig:
     async def slash(self, channel_id: int, user_id: int, name: str, options: dict[str, Any] | None = None,
                     subcommand: str | None = None) -> Any:
         return await self.fake.slash(self.seed.guild.id, channel_id, user_id, name, options, subcommand)
+
+    async def menu(self, channel_id: int, user_id: int, name: str, message_id: int) -> Any:
+        """A member picks `name` from the Apps menu of a message (a message context menu)."""
+        return await self.fake.message_command(self.seed.guild.id, channel_id, user_id, name, message_id)
 
     async def click(self, channel_id: int, user_id: int, message_id: int, custom_id: str) -> Any:
         """A member clicks the message's button `custom_id` (CONTINUE_ID, say): its full id, with

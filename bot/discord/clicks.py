@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 import discord
 
+from bot.discord.access import check_access
 from bot.discord.checks import may_stop, place_of_click
 from bot.discord.stream import ActiveGenerations, ChannelTarget, InteractionTarget
 from bot.messages import FORGOTTEN, NoStory, UserError
@@ -56,6 +57,10 @@ class StoryClicks:
             yield
         finally:
             self._working.discard(message_id)
+
+    async def check_access(self, interaction: discord.Interaction) -> None:
+        """Refuse the click (AccessDenied) when the access rules refuse this member here."""
+        await check_access(self.service, interaction)
 
     async def continue_clicked(self, interaction: discord.Interaction, story_id: int | None) -> None:
         """Write the next paragraph into the story's thread (or the channel, without one)."""

@@ -17,9 +17,12 @@ from discord import app_commands
 from discord.ext import commands
 
 from bot.config import Config
+from bot.discord.access import check_access
+from bot.discord.branching import BranchButton
 from bot.discord.checks import BotShuttingDown
 from bot.discord.clicks import StoryClicks
 from bot.discord.errors import NO_MENTIONS, report_error
+from bot.discord.story_list import StoryListButton
 from bot.discord.stream import (
     ActiveGenerations,
     ChannelTarget,
@@ -29,6 +32,7 @@ from bot.discord.stream import (
 )
 from bot.discord.views import StoryButton
 from bot.limits import SHUTDOWN_SHOW_S
+from bot.messages import UserError
 from bot.ops.metrics import GatewayState
 from bot.ops.request_ids import start_request
 from bot.service import Generation, Service
@@ -38,7 +42,8 @@ from bot.storage import StorageUnavailable
 log = logging.getLogger(__name__)
 
 # One feature per file; a cog that fails to load is logged and the others still start.
-EXTENSIONS = ("cogs.write", "cogs.compare", "cogs.settings", "cogs.stories", "cogs.stats")
+EXTENSIONS = ("cogs.write", "cogs.compare", "cogs.settings", "cogs.stories", "cogs.stats", "cogs.branch",
+              "cogs.access")
 # discord.py runs each command, button click and event handler in a task named like this.
 HANDLER_TASKS = ("CommandTree-invoker", "discord-ui-view-dispatch", "discord-ui-dynamic-item", "discord.py: on_")
 
@@ -53,9 +58,15 @@ class StoryTree(app_commands.CommandTree):
             log.debug("/%s from user %s in channel %s", getattr(interaction.command, "qualified_name", "?"),
                       interaction.user.id, interaction.channel_id, extra={"request_id": request_id})
         service: Service | None = getattr(self.client, "service", None)
-        if service is None or service.accepting or interaction.type is discord.InteractionType.autocomplete:
+        if service is None or interaction.type is discord.InteractionType.autocomplete:
             return True
-        raise BotShuttingDown()
+        if not service.accepting:
+            raise BotShuttingDown()
+        try:  # the access rules (bot/access.py), on every command and menu
+            await check_access(service, interaction)
+        except UserError as error:  # a check must raise a CheckFailure to reach the error path
+            raise app_commands.CheckFailure(str(error)) from None
+        return True
 
 
 class StoryBot(commands.Bot):
@@ -86,7 +97,8 @@ class StoryBot(commands.Bot):
                 await self.load_extension(extension)
             except Exception:
                 log.exception("could not load %s; the rest of the bot runs without it", extension)
-        self.add_dynamic_items(StoryButton)  # clicks on any earlier message still work, restarts too
+        # Clicks on any earlier message still work, restarts too.
+        self.add_dynamic_items(StoryButton, BranchButton, StoryListButton)
         self.tree.on_error = self.on_app_command_error  # type: ignore[method-assign]
         await self.sync_commands()
 

@@ -48,6 +48,8 @@ class StoryClickHandler(Protocol):
 
     async def stop_clicked(self, interaction: discord.Interaction) -> None: ...
 
+    async def check_access(self, interaction: discord.Interaction) -> None: ...
+
 
 class HasStoryClicks(Protocol):
     clicks: StoryClickHandler
@@ -76,6 +78,7 @@ class StoryButton(discord.ui.DynamicItem[discord.ui.Button[Any]],
         log.debug("%s clicked by user %s in channel %s", self.action, interaction.user.id,
                   interaction.channel_id, extra={"request_id": request_id})
         try:
+            await client.clicks.check_access(interaction)
             if self.action == "continue":
                 await client.clicks.continue_clicked(interaction, self.story_id)
             elif self.action == "regenerate":

@@ -67,6 +67,29 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # settings that differed, the seed used, a cut by the length limit), for exports.
         "ALTER TABLE turns ADD COLUMN facts_json TEXT NOT NULL DEFAULT '{}'",
     ),
+    (
+        # A branch ("Continue from here") is a story of its own that starts as a copy of another
+        # story's first paragraphs; the link only says where it came from, so deleting the
+        # original (/forget, retention) leaves the branch whole.
+        "ALTER TABLE stories ADD COLUMN parent_id INTEGER REFERENCES stories (id) ON DELETE SET NULL",
+        "CREATE INDEX stories_guild_idx ON stories (guild_id, created_at)",
+        # Allow and block rules a server's managers set with /access (the owner's own rules live
+        # in the access file); one rule per target, so allowing a blocked member replaces the block.
+        """CREATE TABLE access_rules (
+            guild_id  INTEGER NOT NULL,
+            kind      TEXT    NOT NULL CHECK (kind IN ('user', 'role', 'channel')),
+            target_id INTEGER NOT NULL,
+            rule      TEXT    NOT NULL CHECK (rule IN ('allow', 'block')),
+            PRIMARY KEY (guild_id, kind, target_id)
+        )""",
+        # Tokens written per server per UTC day, for the daily budget and /stats.
+        """CREATE TABLE token_usage (
+            guild_id INTEGER NOT NULL,
+            day      TEXT    NOT NULL,
+            tokens   INTEGER NOT NULL DEFAULT 0,
+            PRIMARY KEY (guild_id, day)
+        )""",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

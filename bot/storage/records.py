@@ -29,6 +29,8 @@ class Story:
     message_id: int | None
     created_at: float
     open: bool
+    parent_id: int | None = None
+    """The story this one branched from ("Continue from here"), while that one exists."""
 
 
 @dataclass(frozen=True)
@@ -49,7 +51,9 @@ class Turn:
     """How a generated paragraph was written (bot.paragraph_facts); empty for members' lines."""
 
 
-STORY_COLUMNS = "id, guild_id, channel_id, thread_id, author_id, topic, model, message_id, created_at, open"
+STORY_COLUMNS = (
+    "id, guild_id, channel_id, thread_id, author_id, topic, model, message_id, created_at, open, parent_id"
+)
 TURN_COLUMNS = (
     "id, story_id, position, kind, author_id, direction, text, settings_json, created_at, message_ids_json,"
     " facts_json"
@@ -57,9 +61,9 @@ TURN_COLUMNS = (
 
 
 def story_of(row: Sequence[Any]) -> Story:
-    id_, guild_id, channel_id, thread_id, author_id, topic, model, message_id, created_at, open_ = row
+    id_, guild_id, channel_id, thread_id, author_id, topic, model, message_id, created_at, open_, parent = row
     return Story(
-        id_, guild_id, channel_id, thread_id, author_id, topic, model, message_id, created_at, bool(open_)
+        id_, guild_id, channel_id, thread_id, author_id, topic, model, message_id, created_at, bool(open_), parent
     )
 
 

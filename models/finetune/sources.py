@@ -67,6 +67,7 @@ def read_stories(db_path: Path) -> list[Paragraph]:
     finally:
         conn.close()
     paragraphs: list[Paragraph] = []
+    seen: set[Paragraph] = set()  # a branch starts with copies of its original's paragraphs: train on them once
     history: list[str] = []
     current = None
     for story_id, topic, text in rows:
@@ -74,7 +75,10 @@ def read_stories(db_path: Path) -> list[Paragraph]:
             current, history = story_id, []
         clean = scrub_ids(text)
         if clean:
-            paragraphs.append(Paragraph(scrub_ids(topic), clean, tuple(history)))
+            paragraph = Paragraph(scrub_ids(topic), clean, tuple(history))
+            if paragraph not in seen:
+                seen.add(paragraph)
+                paragraphs.append(paragraph)
             history.append(clean)
     return paragraphs
 

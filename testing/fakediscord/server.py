@@ -262,6 +262,12 @@ class FakeDiscord:
         """A user clicks a component; see ``UserActions.click``."""
         return await self.users.click(guild_id, channel_id, user_id, message_id, custom_id, **kwargs)
 
+    async def message_command(
+        self, guild_id: int, channel_id: int, user_id: int, name: str, message_id: int
+    ) -> FakeInteraction:
+        """A user runs a message context menu command; see ``UserActions.message_command``."""
+        return await self.users.message_command(guild_id, channel_id, user_id, name, message_id)
+
     async def user_message(self, channel_id: int, user_id: int, content: str) -> FakeMessage:
         """A user posts a message."""
         return await self.users.user_message(channel_id, user_id, content)

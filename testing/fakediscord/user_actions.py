@@ -1,4 +1,5 @@
-"""Fake users acting: slash commands, button clicks and plain messages, sent over the gateway."""
+"""Fake users acting: slash commands, message context menus, button clicks and plain messages,
+sent over the gateway."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from .world import World
 # What Discord tells bots they may upload per message (10 MiB without boosts).
 ATTACHMENT_SIZE_LIMIT = 10 * 1024 * 1024
 BUTTON = 2
+MESSAGE_MENU = 3  # application command type of a message context menu
 
 
 class UserActions:
@@ -98,6 +100,27 @@ class UserActions:
         if values is not None:
             data["values"] = values
         return await self._interact(MESSAGE_COMPONENT, guild_id, channel_id, user_id, data, "en-US", message)
+
+    async def message_command(
+        self, guild_id: int, channel_id: int, user_id: int, name: str, message_id: int
+    ) -> FakeInteraction:
+        """A user picks ``name`` from a message's context menu (Apps > name) on ``message_id``."""
+        command = self.world.find_command(name, guild_id, MESSAGE_MENU)
+        if command is None:
+            raise LookupError(f"no message command {name!r} is registered for guild {guild_id} or globally")
+        message = self.world.messages.get(message_id)
+        if message is None or message.deleted or message.channel_id != channel_id:
+            raise LookupError(f"no live message {message_id} in channel {channel_id}")
+        data: dict[str, Any] = {
+            "id": command["id"],
+            "name": name,
+            "type": MESSAGE_MENU,
+            "target_id": str(message_id),
+            "resolved": {"messages": {str(message_id): message_json(self.world, message)}},
+        }
+        if command.get("guild_id"):
+            data["guild_id"] = command["guild_id"]
+        return await self._interact(APPLICATION_COMMAND, guild_id, channel_id, user_id, data, "en-US")
 
     async def user_message(self, channel_id: int, user_id: int, content: str) -> FakeMessage:
         """A member posts a plain message (MESSAGE_CREATE)."""

@@ -231,6 +231,7 @@ class World:
             cid = old_ids.get((command["name"], kind)) or str(self.ids.next())
             entry = {**command, "id": cid, "application_id": str(self.application_id), "type": kind}
             entry.setdefault("default_member_permissions", None)
+            entry.setdefault("description", "")  # Discord answers "" for context menus, which send none
             entry["version"] = str(self.ids.next())
             if guild_id is not None:
                 entry["guild_id"] = str(guild_id)
@@ -238,12 +239,13 @@ class World:
         self.commands[guild_id] = stored
         return stored
 
-    def find_command(self, name: str, guild_id: int | None) -> dict[str, Any] | None:
-        """The chat-input command a user in ``guild_id`` would see under ``name``."""
+    def find_command(self, name: str, guild_id: int | None, kind: int = 1) -> dict[str, Any] | None:
+        """The command of this kind (1 chat input, 2 user menu, 3 message menu) a user in
+        ``guild_id`` would see under ``name``."""
         scopes = [guild_id, None] if guild_id is not None else [None]
         for scope in scopes:
             for command in self.commands.get(scope, []):
-                if command["name"] == name and command.get("type", 1) == 1:
+                if command["name"] == name and command.get("type", 1) == kind:
                     return command
         return None
 

@@ -53,3 +53,13 @@ def test_bad_config_exits_2_with_one_line_per_problem_and_no_token(tmp_path: Pat
     lines = [line for line in result.stderr.splitlines() if line.startswith("config error:")]
     assert len(lines) == 2
     assert bad_token not in result.stderr + result.stdout
+
+
+def test_a_broken_access_file_stops_start_up_with_the_problem_named(tmp_path: Path) -> None:
+    rules = tmp_path / "access.toml"
+    rules.write_text("[default]\nblocked_roles = ['moderators']\n", encoding="utf-8")
+    with pytest.raises(ConfigError) as error:
+        load_config({"ACCESS_FILE": str(rules)}, dotenv=None)
+    (problem,) = error.value.problems
+    assert problem.startswith("ACCESS_FILE: ") and "blocked_roles must be a list of Discord ids" in problem
+    assert load_config({"ACCESS_FILE": str(tmp_path / "none.toml")}, dotenv=None).access_file == tmp_path / "none.toml"

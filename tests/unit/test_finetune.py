@@ -118,6 +118,18 @@ async def test_from_db_reads_the_stories_without_any_id_and_without_forgotten_on
     assert "bread" not in everything
 
 
+async def test_from_db_reads_a_branchs_copied_paragraphs_once(tmp_path: Path) -> None:
+    db = tmp_path / "storybot.db"
+    await write_story_database(db)
+    async with await Storage.open(db) as storage:  # "Continue from here" on the first paragraph
+        (story,) = await storage.stories_here(CHANNEL)
+        branch, _ = await storage.branch_story(story.id, 0, guild_id=GUILD, channel_id=CHANNEL, author_id=AUTHOR)
+        await storage.add_turn(branch.id, kind="continue", author_id=AUTHOR, settings={},
+                               text="A gull landed on the rail.")
+    texts = [p.text for p in read_stories(db)]
+    assert texts.count("The keeper climbed the stairs at dusk.") == 1 and texts[-1] == "A gull landed on the rail."
+
+
 async def test_from_db_trains_and_its_report_names_no_id(tmp_path: Path) -> None:
     db = tmp_path / "storybot.db"
     await write_story_database(db)

@@ -185,7 +185,8 @@ async def test_a_model_the_owner_does_not_offer_is_refused_and_nothing_loads(rig
 async def test_commands_are_synced_to_the_dev_guild_and_refuse_dms(rig: DiscordRig) -> None:
     async with rig.running():
         commands = {c["name"]: c for c in rig.fake.world.commands[rig.seed.guild.id]}
-    assert set(commands) == {"write", "compare", "settings", "continue", "forget", "story", "stats"}
+    assert set(commands) == {"write", "compare", "settings", "continue", "forget", "story", "stats", "access",
+                             "Continue from here", "Regenerate"}  # the last two: message menus
     assert all(c["contexts"] == [0] and c["dm_permission"] is False for c in commands.values())
     write = {o["name"]: o for o in commands["write"]["options"]}
     assert [c["value"] for c in write["strategy"]["choices"]] == ["greedy", "beam", "top_k", "top_p", "sample"]
