@@ -27,6 +27,7 @@ PREFERENCE_SETTINGS: dict[str, SettingSpec] = {spec.name: spec for spec in (
     SettingSpec("story_threads", bool, "Open a thread for each new story written in a text channel"),
     SettingSpec("style", str, "The voice: tone, genre, audience, language or point of view (none = off)",
                 maximum=MAX_STYLE_CHARS),
+    SettingSpec("story_channel", bool, "Every member's message here directs the story's next paragraph"),
 )}
 ALL_SETTINGS: dict[str, SettingSpec] = {**GENERATION_SETTINGS, **PREFERENCE_SETTINGS}
 """What /settings offers, in the order it shows them."""
@@ -40,6 +41,8 @@ class ChannelPreferences:
     """Where /write starts a story in a text channel, open a thread for it."""
     style: str = ""
     """The voice every prompt here asks for ("gothic horror, second person"); empty for none."""
+    story_channel: bool = False
+    """An endless story: each member's message here is the direction of the next paragraph."""
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], base: ChannelPreferences | None = None) -> ChannelPreferences:

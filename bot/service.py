@@ -21,7 +21,7 @@ from bot.engine.worker import Engine
 from bot.formatting import strip_mentions
 from bot.generation import Generation, GenerationControls, GenerationKind, Generations
 from bot.limits import COOLDOWN_S, MAX_DIRECTION_CHARS, MAX_TOPIC_CHARS
-from bot.messages import FORGOTTEN, NoStory, PermissionDenied, ShuttingDown, UserError
+from bot.messages import FORGOTTEN, NEEDS_MESSAGE_CONTENT, NoStory, PermissionDenied, ShuttingDown, UserError
 from bot.place import Place
 from bot.preferences import (
     ALL_SETTINGS,
@@ -75,6 +75,9 @@ class Service:
         self.cooldown_s = cooldown_s
         self._last_request: dict[int, float] = {}
         self.accepting = True  # False once shutting down: new paragraphs get ShuttingDown
+        # Whether the front receives members' message text (Discord's Message Content intent):
+        # story channels need it. The Discord front says so once it knows its intents.
+        self.reads_member_messages = False
         self.generations = Generations(GenerationControls(engine.cancel, engine.progress), self._store)
 
     # -- settings -----------------------------------------------------------------------------
@@ -109,6 +112,8 @@ class Service:
         if name.strip().lower() == "style":
             value = clean_style(value)
         key, parsed = parse_setting(name, value)
+        if key == "story_channel" and parsed and not self.reads_member_messages:
+            raise UserError(NEEDS_MESSAGE_CONTENT)
         if key == "model":
             self._check_model(parsed)
         changes: dict[str, Any] = {key: parsed}

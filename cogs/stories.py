@@ -85,8 +85,11 @@ class Stories(commands.Cog):
         text = message.content.strip()
         if not text:  # empty without the message content intent: nothing to add
             return
+        place = place_of_message(message)
+        if (await self.service.effective_settings(place)).preferences.story_channel:
+            return  # there it directs the next paragraph instead (cogs/story_channel.py)
         try:
-            story = await self.service.story_here(place_of_message(message))
+            story = await self.service.story_here(place)
         except NoStory:
             return
         await self.service.add_user_turn(story, message.author.id, text)
