@@ -96,3 +96,18 @@ async def test_a_channel_without_the_setting_ignores_members(rig: DiscordRig) ->
         await rig.settle()
         stories = await bot.service.storage.stories_here(rig.seed.second.id)
     assert stories == [] and paragraphs_in(rig, rig.seed.second.id) == []
+
+
+async def test_a_member_over_the_cooldown_gets_a_notice_not_a_paragraph(rig: DiscordRig) -> None:
+    stories = rig.seed.second.id
+    async with rig.running(cooldown_s=600) as bot:
+        await make_story_channel(rig, stories)
+        first = await rig.fake.user_message(stories, rig.seed.user.id, "a storm at sea")
+        paragraph = await rig.final_in(stories, after=first.id)
+        again = await rig.fake.user_message(stories, rig.seed.user.id, "the mast breaks")
+        notice = await rig.fake.wait_for_message(stories, lambda m: m.content.startswith("Sorry"), after=again.id)
+        await rig.settle()
+        story = await bot.service.storage.latest_story(stories)
+        turns = await bot.service.storage.turns(story.id)
+    assert notice.author_id == rig.fake.bot.id and "slow down a little" in notice.content
+    assert len(turns) == 1 and paragraphs_in(rig, stories) == [paragraph, notice]
