@@ -24,8 +24,10 @@ STORY_REQUEST = (
     "Keep the story about {topic}."
 )
 DIRECTION = " In this paragraph: {direction}."
-# The voice goes last in the system prompt: what a chat model must keep for every paragraph.
-STYLE = " Write in this style: {style}."
+# The voice goes last in the system prompt: what a chat model must keep for every paragraph. The
+# topic is named as the thing to keep: a strong voice ("gothic horror") otherwise pulls SmolLM2 off
+# it (bench.quality --style, 20 topics: topicality -0.058 with "Write in this style: {style}.").
+STYLE = " Your voice for every paragraph: {style}. Whatever the voice, write about the topic you are given."
 # A plain LM continues text: the voice is a line above the topic, as a book's blurb would say it.
 STYLE_HEADER = "{style}.\n"
 OMITTED = "[...]"  # stands for the paragraphs a cut story leaves out of a chat prompt
