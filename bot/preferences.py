@@ -3,9 +3,10 @@ the backends see (models.params) and the channel preferences that the service an
 read (here).
 
 `style` is a preference, not a generation setting: it is part of what is asked (the service puts
-it into models.base.Prompt beside the topic and the direction), not how tokens are drawn, so the
-engine never carries it and each backend decides how to phrase it (a chat model's system prompt,
-a plain LM's header; the LSTM and the Markov chain have no place for it).
+it into models.base.Prompt beside the topic and the direction), not how tokens are drawn: the
+engine hands the Prompt to the backend untouched, and each backend decides how to phrase it (a
+chat model's system prompt, a plain LM's header; the LSTM and the Markov chain have no place
+for it).
 
 Both kinds are stored together in each scope's settings row and layer the same way:
 built-in < server < channel < thread. The engine never sees a preference.
