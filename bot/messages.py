@@ -25,7 +25,7 @@ FORGET_DONE = "Forgotten: {turns} paragraph(s) of history here.{buttons} New sto
 BUTTONS_REMOVED = " The buttons under {count} of its messages are removed."
 # Refuses `story_channel on` when Discord does not send the bot what members write.
 NEEDS_MESSAGE_CONTENT = (
-    "story channels need the Message Content intent, which this bot runs without: its owner can "
+    "story_channel needs the Message Content intent, which this bot runs without: its owner can "
     "switch on \"Message Content Intent\" on the Developer Portal's Bot page and restart the bot")
 
 
