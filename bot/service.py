@@ -19,12 +19,28 @@ from bot.engine.fair_queue import QueueFull, UserBusy
 from bot.engine.metrics import EngineStats
 from bot.engine.requests import GenerationRequest, RequestHandle
 from bot.engine.worker import Engine
+from bot.formatting import strip_mentions
 from bot.generation import Generation, GenerationControls, GenerationKind, Generations
 from bot.limits import COOLDOWN_S, MAX_DIRECTION_CHARS, MAX_TOPIC_CHARS
-from bot.messages import FORGOTTEN, REGENERATE_NOT_YOURS, NoStory, PermissionDenied, ShuttingDown, UserError
+from bot.messages import (
+    FORGOTTEN,
+    NEEDS_MESSAGE_CONTENT,
+    REGENERATE_NOT_YOURS,
+    NoStory,
+    PermissionDenied,
+    ShuttingDown,
+    UserError,
+)
 from bot.ops.request_ids import request_id_or_new
 from bot.place import Place
-from bot.preferences import ALL_SETTINGS, ChannelPreferences, EffectiveSettings, parse_setting, setting_names
+from bot.preferences import (
+    ALL_SETTINGS,
+    MAX_STYLE_CHARS,
+    ChannelPreferences,
+    EffectiveSettings,
+    parse_setting,
+    setting_names,
+)
 from bot.storage import Scope, Storage, Story, Turn, TurnKind
 from models.base import Prompt
 from models.params import SETTINGS as GENERATION_SETTINGS
@@ -38,6 +54,9 @@ SCOPE_NAMES: dict[str, Scope] = {"server": "guild", "channel": "channel", "threa
 # Where the whole shutdown waits for finished paragraphs to be stored, at most.
 STORE_WAIT_S = 10.0
 SOURCE_NAMES = {db_scope: scope for scope, db_scope in SCOPE_NAMES.items()}
+# Options of one request that go into its prompt rather than its GenerationParams (/write style:).
+PROMPT_OPTIONS = ("style",)
+NO_STYLE = ("", "none", "off", "unset")  # what clears the style setting
 
 
 @dataclass(frozen=True)
@@ -68,6 +87,9 @@ class Service:
         self.cooldown_s = cooldown_s
         self._last_request: dict[int, float] = {}
         self.accepting = True  # False once shutting down: new paragraphs get ShuttingDown
+        # Whether the front receives members' message text (Discord's Message Content intent):
+        # story channels need it. The Discord front says so once it knows its intents.
+        self.reads_member_messages = False
         self.generations = Generations(GenerationControls(engine.cancel, engine.progress), self._store)
 
     # -- settings -----------------------------------------------------------------------------
@@ -103,7 +125,11 @@ class Service:
         """Change one setting at `scope` (server, channel, thread); returns a confirmation."""
         db_scope, scope_id = self._writable_scope(place, scope)
         check_setting_name(name)
+        if name.strip().lower() == "style":
+            value = clean_style(value)
         key, parsed = parse_setting(name, value)
+        if key == "story_channel" and parsed and not self.reads_member_messages:
+            raise UserError(NEEDS_MESSAGE_CONTENT)
         if key == "model":
             self._check_model(parsed)
         changes: dict[str, Any] = {key: parsed}
@@ -113,6 +139,8 @@ class Service:
             current.replace(**changes)  # validates cross-field rules such as min <= max
         await self.storage.update_settings(db_scope, scope_id, changes)
         shown = "unset" if parsed is None else parsed
+        if parsed == "":
+            shown = "(none)"
         also = "" if len(changes) == 1 else f" (min_new_tokens lowered to {parsed} to match)"
         return f"{key} is now {shown} for this {scope}{also}."
 
@@ -145,7 +173,8 @@ class Service:
         topic = clean_topic(topic)
         params, defaults = await self._params_and_defaults(place, overrides)
         await self.access.check_budget(place)
-        return self._submit(place, "write", topic, params, Prompt(topic), defaults=defaults)
+        prompt = Prompt(topic, style=await self.style_here(place, overrides))
+        return self._submit(place, "write", topic, params, prompt, defaults=defaults)
 
     async def write_here(self, place: Place, topic: str, overrides: dict[str, Any] | None = None) -> Generation:
         """/write: in a story's thread the topic steers the story's next paragraph; anywhere
@@ -166,6 +195,7 @@ class Service:
         if topic is not None and place.thread_id is None:  # in a thread it may steer a story
             clean_topic(topic)
         params = await self._params(place, overrides)
+        await self.style_here(place, overrides)
         await self.access.check_budget(place)
         self._check_cooldown(place.user_id)
         try:
@@ -183,7 +213,7 @@ class Service:
         params, defaults = await self._params_and_defaults(place, overrides)
         await self.access.check_budget(place)
         history = [turn.text for turn in await self.storage.turns(story.id)]
-        prompt = Prompt(story.topic, history, direction)
+        prompt = Prompt(story.topic, history, direction, await self.style_here(place, overrides))
         return self._submit(place, "continue", story.topic, params, prompt, story, direction, defaults=defaults)
 
     async def regenerate(self, place: Place, *, story_id: int | None = None) -> Generation:
@@ -197,7 +227,7 @@ class Service:
         params = await self._params(place, None)
         await self.access.check_budget(place)
         last = turns[-1]
-        prompt = Prompt(story.topic, [t.text for t in turns[:-1]], last.direction)
+        prompt = Prompt(story.topic, [t.text for t in turns[:-1]], last.direction, await self.style_here(place))
         kind: GenerationKind = "continue" if last.kind == "continue" else "write"
         return self._submit(place, kind, story.topic, params, prompt, story, last.direction, replace_last=True,
                             defaults=params)
@@ -208,6 +238,7 @@ class Service:
         folder the owner offers, say), so that it is compared with them."""
         topic = clean_topic(topic)
         base = await self._params(place, None)
+        style = await self.style_here(place)
         if models is None:
             models = COMPARE_MODELS + (() if base.model in COMPARE_MODELS else (base.model,))
         self._check_accepting()
@@ -218,7 +249,7 @@ class Service:
             params = base.replace(model=model, variants=1, strategy="sample" if base.strategy == "beam"
                                   and model == "markov" else base.strategy)
             # The comparison is one request from the member's side: it takes one of their slots.
-            request = GenerationRequest(Prompt(topic), params, fairness_key=str(place.conversation_id),
+            request = GenerationRequest(Prompt(topic, style=style), params, fairness_key=str(place.conversation_id),
                                         user_id=None if generations else place.user_id,
                                         request_id=request_id_or_new())
             try:
@@ -231,6 +262,13 @@ class Service:
                 Generation(handle, place, "compare", topic, params, title=model, defaults=base))))
         self._last_request[place.user_id] = self._clock()
         return generations
+
+    async def style_here(self, place: Place, overrides: dict[str, Any] | None = None) -> str | None:
+        """The voice asked for here: a request's own `style` option (once), else the setting."""
+        once = (overrides or {}).get("style")
+        if once is not None:
+            return clean_style(once) or None
+        return (await self.effective_settings(place)).preferences.style or None
 
     async def story_here(self, place: Place, story_id: int | None = None) -> Story:
         """The story `story_id` when it lives here, else this thread's, else this channel's newest."""
@@ -324,7 +362,7 @@ class Service:
                                    ) -> tuple[GenerationParams, GenerationParams]:
         """(the settings with `overrides`, the settings in effect here without them)."""
         params = await self.settings_for(place)
-        clean = {k: v for k, v in (overrides or {}).items() if v is not None}
+        clean = {k: v for k, v in (overrides or {}).items() if v is not None and k not in PROMPT_OPTIONS}
         unknown = [k for k in clean if k not in GENERATION_SETTINGS]
         if unknown:
             raise UserError(f"unknown setting {unknown[0]!r}")
@@ -431,6 +469,13 @@ def clean_topic(topic: str) -> str:
     if not cleaned:
         raise UserError("give me a topic, for example: /write topic: a lighthouse keeper")
     return cleaned
+
+
+def clean_style(style: str) -> str:
+    """A style as prompts take it: cleaned like a topic, with its mention syntax taken out (the
+    model would only copy it); "none" or nothing clears it."""
+    cleaned = strip_mentions(clean_text(style, "style", MAX_STYLE_CHARS))
+    return "" if cleaned.lower() in NO_STYLE else cleaned
 
 
 def lives_in(story: Story, place: Place) -> bool:

@@ -96,6 +96,8 @@ class Stories(commands.Cog):
         if not text:  # empty without the message content intent: nothing to add
             return
         place = place_of_message(message)
+        if (await self.service.effective_settings(place)).preferences.story_channel:
+            return  # there it directs the next paragraph instead (cogs/story_channel.py)
         roles = [role.id for role in getattr(message.author, "roles", ())]
         try:  # a member the access rules refuse does not write into stories either (nobody is told)
             await self.service.access.check(place, roles)

@@ -13,6 +13,7 @@ from bot.discord.checks import place_of
 from bot.discord.errors import HANDLED, reply_privately
 from bot.discord.pages import thread_name
 from bot.limits import MAX_TOPIC_CHARS
+from bot.preferences import MAX_STYLE_CHARS
 from bot.service import Generation
 from cogs.settings import model_suggestions
 from models.params import SETTINGS
@@ -46,6 +47,7 @@ class Write(commands.Cog):
         model=SETTINGS["model"].description,
         strategy=SETTINGS["strategy"].description,
         length=SETTINGS["max_new_tokens"].description,
+        style="The voice, this once: tone, genre, audience, language or point of view",
     )
     @app_commands.choices(strategy=STRATEGY_CHOICES)
     async def write(
@@ -55,10 +57,11 @@ class Write(commands.Cog):
         model: app_commands.Range[str, 1, MODEL_MAX] | None = None,
         strategy: str | None = None,
         length: app_commands.Range[int, LENGTH_MIN, LENGTH_MAX] | None = None,
+        style: app_commands.Range[str, 1, MAX_STYLE_CHARS] | None = None,
     ) -> None:
         """Write a paragraph about a topic; in a story's thread, write the story's next paragraph."""
         place = place_of(interaction)
-        overrides = {"model": model, "strategy": strategy, "max_new_tokens": length}
+        overrides = {"model": model, "strategy": strategy, "max_new_tokens": length, "style": style}
         # Refusals are private: what can be refused (settings, cooldown, a busy queue) is refused
         # before the public "thinking..." exists. The checks are quick (no model, one settings
         # read), so the 3-second deadline is safe; a model still loading never delays the defer.

@@ -29,6 +29,10 @@ class Prompt:
     """Earlier paragraphs of the story, oldest first (empty for a new story)."""
     direction: str | None = None
     """A hint for what happens next in a continuation."""
+    style: str | None = None
+    """The voice to write in (tone, genre, audience, language, point of view): chat models read
+    it in the system prompt, plain LMs in the prompt header; the LSTM and the Markov chain, which
+    condition on the topic's words only, ignore it."""
 
 
 @runtime_checkable

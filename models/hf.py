@@ -133,11 +133,12 @@ class HFStepModel:
         budget = max(16, min(self.context_window - max_new_tokens, MAX_PROMPT_TOKENS))
         if self.is_chat:
             def chat_ids(history: list[str], gap: bool = False) -> list[int]:
-                return self._apply_chat_template(chat_messages(prompt.topic, history, prompt.direction, gap))
+                return self._apply_chat_template(chat_messages(prompt.topic, history, prompt.direction, gap,
+                                                               prompt.style))
 
             history, gap = window(list(prompt.history), lambda kept: len(chat_ids(kept, True)) <= budget)
             return chat_ids(history, gap)[-budget:]
-        header, _ = continuation_text(prompt.topic, [], prompt.direction)
+        header, _ = continuation_text(prompt.topic, [], prompt.direction, prompt.style)
         head_ids = self.tokenizer.encode(header)
         keep = max(0, budget - len(head_ids))
         history, _ = window(list(prompt.history), lambda kept: len(self._story_ids(kept)) <= keep)

@@ -12,6 +12,12 @@ BUILT_IN_MODELS = ("smollm2", "lstm", "markov")
 LSTM_CHECKPOINT = LSTM_DIR
 
 
+def takes_style(name: str) -> bool:
+    """Whether the model can be asked for a voice (models.base.Prompt.style): transformers models
+    read it in their prompt; the LSTM and the Markov chain condition on the topic's words only."""
+    return name != "lstm" and name != "markov" and not name.startswith("markov-")
+
+
 def load_model(name: str, device: torch.device) -> StepModel:
     """"lstm" and "markov" are the project's own; anything else is a Hugging Face model."""
     if name == "lstm":

@@ -56,6 +56,7 @@ class ScriptedModel:
         self.ngram_free_tokens = inner.ngram_free_tokens
         self.sequence_breaker_tokens = inner.sequence_breaker_tokens
         self._faults: dict[str, list[BaseException]] = {}
+        self.prompts: list[Any] = []  # every models.base.Prompt it was asked to encode, in order
 
     def fail_next(self, method: str, error: BaseException) -> None:
         """Make the next call of `method` ("decode" or "decode_text") raise `error`, once."""
@@ -66,6 +67,7 @@ class ScriptedModel:
             raise self._faults[method].pop(0)
 
     def encode_prompt(self, prompt: Any, max_new_tokens: int) -> list[int]:
+        self.prompts.append(prompt)
         return self.inner.encode_prompt(prompt, max_new_tokens)
 
     def decode_text(self, ids: list[int]) -> str:

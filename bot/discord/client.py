@@ -43,7 +43,7 @@ log = logging.getLogger(__name__)
 
 # One feature per file; a cog that fails to load is logged and the others still start.
 EXTENSIONS = ("cogs.write", "cogs.compare", "cogs.settings", "cogs.stories", "cogs.stats", "cogs.branch",
-              "cogs.access")
+              "cogs.access", "cogs.story_channel")
 # discord.py runs each command, button click and event handler in a task named like this.
 HANDLER_TASKS = ("CommandTree-invoker", "discord-ui-view-dispatch", "discord-ui-dynamic-item", "discord.py: on_")
 
@@ -82,6 +82,7 @@ class StoryBot(commands.Bot):
         super().__init__(command_prefix=commands.when_mentioned, intents=intents, help_command=None,
                          allowed_mentions=NO_MENTIONS, tree_cls=StoryTree, **options)
         self.service = service
+        service.reads_member_messages = message_content  # story channels need members' text
         self.config = config
         self.timing = timing or StreamTiming()
         self.active = ActiveGenerations()

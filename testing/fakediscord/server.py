@@ -136,9 +136,9 @@ class FakeDiscord:
         """A new text channel."""
         return self.world.add_text_channel(guild_id, name)
 
-    def add_user(self, username: str) -> FakeUser:
-        """A new (human) user."""
-        return self.world.add_user(username)
+    def add_user(self, username: str, bot: bool = False) -> FakeUser:
+        """A new user: a human, or another bot (whose messages a bot should ignore)."""
+        return self.world.add_user(username, bot=bot)
 
     def add_member(self, guild_id: int, user_id: int, role_ids: Sequence[int] = ()) -> FakeMember:
         """Make a user a guild member with these roles."""

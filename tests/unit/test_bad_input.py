@@ -245,6 +245,7 @@ SCOPES = st.one_of(st.sampled_from(["server", "channel", "thread"]), st.sampled_
 @example(action="set", pair=("seed", "unset"), scope="thread", place=IN_CHANNEL)
 @example(action="set", pair=("top_k", "5"), scope="everywhere " * 600, place=IN_CHANNEL)
 @example(action="reset", pair=("", ""), scope="thread", place=IN_CHANNEL)
+@example(action="set", pair=("story_channel", "on"), scope="server", place=IN_CHANNEL)  # no Message Content
 async def test_settings_answer_any_name_value_and_scope_with_a_change_or_a_clear_refusal(
         service: Service, action: str, pair: tuple[str, str], scope: str, place: Place) -> None:
     name, value = pair

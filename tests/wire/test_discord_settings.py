@@ -72,7 +72,7 @@ async def test_server_scope_and_reset(rig: DiscordRig) -> None:
 def test_setting_names_autocomplete_from_the_settings_definition() -> None:
     assert [c.value for c in name_suggestions("top")] == ["top_k", "top_p", "stop_at_paragraph", "stop"]
     assert name_suggestions("temp")[0].name == "temperature: 0.05 to 2"
-    assert len(name_suggestions("")) == len(ALL_SETTINGS) == 19  # within Discord's 25 choices
+    assert len(name_suggestions("")) == len(ALL_SETTINGS) == 21  # within Discord's 25 choices
 
 
 def test_setting_values_autocomplete_to_the_allowed_choices() -> None:
