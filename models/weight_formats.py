@@ -60,11 +60,11 @@ class PackedLinear:
             return t["weight"].float() * t["scales"].float()[:, None]
         if self.format == "dense":
             return t["weight"].float()
-        levels = t["levels"].float()  # (N, K)
-        scales_zeros = t["scales_zeros"].float()  # (K / G, N, 2)
-        scales = scales_zeros[..., 0].t().repeat_interleave(INT4_GROUP, dim=1)
-        zeros = scales_zeros[..., 1].t().repeat_interleave(INT4_GROUP, dim=1)
-        return (levels - INT4_MIDDLE) * scales + zeros
+        # The kernel itself, in float32, on the identity: each output column is a dequantized row.
+        columns = t["scales_zeros"].shape[0] * INT4_GROUP
+        identity = torch.eye(columns, dtype=torch.float32)
+        return torch.ops.aten._weight_int4pack_mm_for_cpu(identity, t["packed"], INT4_GROUP,
+                                                          t["scales_zeros"].float()).t()
 
 
 def int4_supported(in_features: int) -> bool:
