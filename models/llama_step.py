@@ -117,8 +117,8 @@ class LlamaDecodeStep:
         return self.output(self._norm(x, self.final_norm)).float()
 
     def _norm(self, x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
-        """transformers' LlamaRMSNorm: normalised in float32, scaled in the model's dtype."""
-        return weight * F.rms_norm(x.float(), (x.shape[-1],), eps=self.eps).to(x.dtype)
+        """transformers' LlamaRMSNorm (rms_norm computes in float32 and rounds to x's dtype, as it does)."""
+        return weight * F.rms_norm(x, (x.shape[-1],), eps=self.eps)
 
 
 def _rotate_half(x: torch.Tensor) -> torch.Tensor:

@@ -45,12 +45,11 @@ class PackedLinear:
         return cls(format, tensors)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:  # (B, K) -> (B, N)
-        t = self.tensors
+        t = self.tensors  # scales are kept in the activations' dtype (see `pack`)
         if self.format == "int4":
-            return torch.ops.aten._weight_int4pack_mm_for_cpu(x, t["packed"], INT4_GROUP,
-                                                              t["scales_zeros"].to(x.dtype))
+            return torch.ops.aten._weight_int4pack_mm_for_cpu(x, t["packed"], INT4_GROUP, t["scales_zeros"])
         if self.format == "int8":
-            return torch.ops.aten._weight_int8pack_mm(x, t["weight"], t["scales"].to(x.dtype))
+            return torch.ops.aten._weight_int8pack_mm(x, t["weight"], t["scales"])
         return F.linear(x, t["weight"])
 
     def dequantized(self) -> torch.Tensor:
