@@ -150,3 +150,16 @@ def test_a_float_checkpoint_keeps_its_own_dtype_and_the_embedded_gguf_its_own_gr
         pytest.skip("the embedded model package is not installed")
     # SmolLM2's file: Q4_1 decoder products (held by int4), a Q8_0 output layer (held by int8).
     assert source_formats(found[0] / found[1]) == ("int4", "int8")
+
+
+def test_a_float32_model_keeps_dense_weights_even_from_a_4_bit_file(llama: HFStepModel,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """The packed kernels pay only with bfloat16 activations (float32 ones made them 5-14x slower)."""
+    monkeypatch.setattr("models.decode_plan.source_formats", lambda path: ("int4", "int8"))
+    plan = choose_plan(llama.model, CPU, Path("model.gguf"))
+    if plan is None:
+        pytest.skip("no small-batch plan on this processor")
+    assert (plan.layers, plan.output) == ("dense", "dense")
+    llama.model.to(torch.bfloat16)
+    plan = choose_plan(llama.model, CPU, Path("model.gguf"))
+    assert plan is not None and (plan.layers, plan.output) == ("int4", "int8")
