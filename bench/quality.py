@@ -129,14 +129,14 @@ def score(topics: list[str], texts: list[str], embedder: Embedder, judge: HFStep
 
 
 async def generate_all(config: GenerationParams, topics: list[str], seed: int, judge: HFStepModel,
-                       style: str | None = None) -> list[str]:
+                       style: str | None = None, max_batch: int = 64) -> list[str]:
     """Every topic at once through the engine (batched), each with its own seed (and `style`)."""
     device = judge.device
 
     def loader(name: str) -> object:
         return judge if name == "smollm2" else load_model(name, device)
 
-    engine = Engine(loader, config.model, max_batch=64, max_waiting=1000, max_per_user=1000)  # type: ignore[arg-type]
+    engine = Engine(loader, config.model, max_batch=max_batch, max_waiting=1000, max_per_user=1000)  # type: ignore[arg-type]
     async with engine:
         handles = [engine.submit(GenerationRequest(Prompt(t, style=style), config.replace(seed=seed + i),
                                                  fairness_key=t))
@@ -152,13 +152,18 @@ def main() -> None:
     parser.add_argument("--backends", default=",".join(CONFIGS),
                         help="names from the built-in configs, or any model spec (hub id, folder)")
     parser.add_argument("--style", action="store_true", help="score the style setting instead (bench/styles.py)")
+    parser.add_argument("--max-batch", type=int, default=64,
+                        help="rows per step; 8 or fewer keeps SmolLM2 on its small-batch path throughout")
+    parser.add_argument("--decode", default="auto", help="SmolLM2's small-batch path: auto, off, dense, int8, int4")
     args = parser.parse_args()
     topics = TOPICS[: args.topics]
-    judge = load_hf_model("smollm2", torch.device("cpu"))
+    # The judge's perplexity always comes from transformers' forward in the model's dtype (a
+    # whole text at once); `--decode` changes only how SmolLM2 writes.
+    judge = load_hf_model("smollm2", torch.device("cpu"), decode=args.decode)
     embedder = Embedder()
     if args.style:
         def generate(config: GenerationParams, topics: list[str], seed: int, style: str | None) -> Any:
-            return generate_all(config, topics, seed, judge, style)
+            return generate_all(config, topics, seed, judge, style, max_batch=args.max_batch)
 
         print("\n".join(style_report(generate, embedder, topics, args.seed)), flush=True)
         return
@@ -168,7 +173,7 @@ def main() -> None:
         began = time.perf_counter()
         # Any other name is a model as the `model` setting takes it: a hub id or a folder (fine-tuned).
         config = CONFIGS.get(name) or GenerationParams(model=name)
-        texts = asyncio.run(generate_all(config, topics, args.seed, judge))
+        texts = asyncio.run(generate_all(config, topics, args.seed, judge, max_batch=args.max_batch))
         s = score(topics, texts, embedder, judge, args.seed)
         print(f"{name:10} {s.topicality:8.3f} {s.shuffled:8.3f} {s.perplexity:8.1f} {s.distinct_2:7.3f} "
               f"{s.repeated_4:6.3f} {s.words:6.1f} {time.perf_counter() - began:5.0f}s", flush=True)

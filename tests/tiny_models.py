@@ -7,7 +7,7 @@ from pathlib import Path
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-from transformers import GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
 TRAINING_TEXT = [
     "The lighthouse keeper climbed the stairs at dusk and lit the great lamp.",
@@ -24,9 +24,8 @@ TINY_CHAT_TEMPLATE = (
 )
 
 
-def write_tiny_gpt2(folder: Path, seed: int = 0, chat: bool = False) -> Path:
-    """A 2-layer GPT-2 with random weights and a 300-token tokenizer, saved like any checkpoint."""
-    torch.manual_seed(seed)
+def tiny_tokenizer(chat: bool = False) -> PreTrainedTokenizerFast:
+    """A 300-token byte-level BPE trained on TRAINING_TEXT."""
     tokenizer = Tokenizer(models.BPE())
     tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tokenizer.decoder = decoders.ByteLevel()
@@ -37,9 +36,31 @@ def write_tiny_gpt2(folder: Path, seed: int = 0, chat: bool = False) -> Path:
                                    bos_token="<|endoftext|>")
     if chat:
         fast.chat_template = TINY_CHAT_TEMPLATE
+    return fast
+
+
+def write_tiny_gpt2(folder: Path, seed: int = 0, chat: bool = False) -> Path:
+    """A 2-layer GPT-2 with random weights and a 300-token tokenizer, saved like any checkpoint."""
+    torch.manual_seed(seed)
+    fast = tiny_tokenizer(chat)
     config = GPT2Config(vocab_size=fast.vocab_size, n_positions=512, n_embd=32, n_layer=2, n_head=2,
                         bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id)
     model = GPT2LMHeadModel(config)
+    folder.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(folder)
+    fast.save_pretrained(folder)
+    return folder
+
+
+def write_tiny_llama(folder: Path, seed: int = 0) -> Path:
+    """A 2-layer Llama (SmolLM2's architecture: grouped-query attention, tied embeddings) with
+    random weights, widths a multiple of 32 so its products can be packed as int4."""
+    torch.manual_seed(seed)
+    fast = tiny_tokenizer(chat=True)
+    config = LlamaConfig(vocab_size=fast.vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         tie_word_embeddings=True, bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id)
+    model = LlamaForCausalLM(config)
     folder.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(folder)
     fast.save_pretrained(folder)

@@ -1,0 +1,141 @@
+"""Which decode path a model takes at which batch size, chosen once at start-up per processor.
+
+Small batches (one member writing alone is the usual case) are bound by reading the weights,
+large ones by arithmetic: a Llama on the CPU decodes batches up to `DecodePlan.max_batch` rows
+with the hand-trimmed step (models/llama_step.py), its weights packed in as few bits as keep
+the model what it is (int4 for a model that was 4-bit in its GGUF file, int8 for an 8-bit output
+layer, else its own dtype), and larger batches with transformers' forward in the model's dtype.
+The GPU keeps transformers' forward throughout. Packed weights are cached on disk, so the
+second start does not pack them again.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from models.llama_step import LlamaDecodeStep, supports
+from models.weight_formats import WeightFormat, int4_supported
+
+log = logging.getLogger(__name__)
+
+# Batch sizes the trimmed step serves. On 2 cores of an Intel Xeon with AVX512-BF16 (no AMX),
+# bfloat16, int4 and int8 products were 2.3x faster than bfloat16 at batch 1, 1.4x at 8, equal at
+# 16 and slower from 32 (runs/crossover.py, issue 13). AMX multiplies bfloat16 far faster, so
+# there the dense products catch up sooner (an estimate: no AMX machine was at hand).
+SMALL_BATCH = {"AVX512": 8, "AVX2": 8}
+SMALL_BATCH_AMX = 4
+GGUF_FORMATS = {"Q4_0": "int4", "Q4_1": "int4", "Q8_0": "int8"}  # block formats the packs hold on their grid
+
+
+@dataclass(frozen=True)
+class DecodePlan:
+    """Batches of 1..max_batch rows take the trimmed step with these weight formats."""
+
+    layers: WeightFormat
+    output: WeightFormat
+    max_batch: int
+    processor: str
+
+    def describe(self, dtype: torch.dtype) -> str:
+        """The one log line that says what was chosen."""
+        name = str(dtype).removeprefix("torch.")
+        return (f"decode path on {self.processor}: batches of 1-{self.max_batch} rows take the trimmed step "
+                f"(decoder weights {self.layers if self.layers != 'dense' else name}, output layer "
+                f"{self.output if self.output != 'dense' else name}); larger ones transformers' forward in {name}")
+
+
+def cpu_processor() -> tuple[str, bool]:
+    """torch's vector capability here (AVX512, AVX2, DEFAULT...) and whether AMX tiles exist."""
+    capability = torch.backends.cpu.get_cpu_capability()
+    amx = bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
+    return capability, amx
+
+
+def choose_plan(model: Any, device: torch.device, gguf_path: Path | None,
+                requested: str = "auto") -> DecodePlan | None:
+    """The plan for `model`, or None where transformers' forward serves every batch (the GPU, a
+    model the trimmed step does not cover, an unknown processor, or `requested` "off")."""
+    if requested == "off" or device.type != "cpu" or not supports(model):
+        return None
+    capability, amx = cpu_processor()
+    if capability not in SMALL_BATCH:
+        return None
+    processor = f"{capability}{' + AMX' if amx else ''}"
+    max_batch = SMALL_BATCH_AMX if amx else SMALL_BATCH[capability]
+    layers, output = source_formats(gguf_path)
+    if model.get_input_embeddings().weight.dtype != torch.bfloat16:
+        # The packed kernels are fast for bfloat16 activations only: with float32 ones a 576 -> 3072
+        # product took 1,316 us as int8 and 3,632 us as int4 against 259 us dense (same machine).
+        layers = output = "dense"
+    if requested in ("dense", "int8", "int4"):  # a benchmark's A/B: every product in one format
+        layers = output = requested
+    config = model.config
+    if "int4" in (layers, output) and not (int4_supported(config.hidden_size)
+                                           and int4_supported(config.intermediate_size)):
+        layers = "dense" if layers == "int4" else layers
+        output = "int8" if output == "int4" else output
+    return DecodePlan(layers, output, max_batch, processor)  # type: ignore[arg-type]
+
+
+def source_formats(gguf_path: Path | None) -> tuple[WeightFormat, WeightFormat]:
+    """The packs that hold a GGUF file's own blocks (decoder products, output layer); "dense"
+    for a float checkpoint, whose weights no pack would keep exactly."""
+    if gguf_path is None:
+        return "dense", "dense"
+    from gguf import GGUFReader  # transformers' GGUF loading needs it already
+
+    types = {t.name: t.tensor_type.name for t in GGUFReader(str(gguf_path)).tensors}
+    decoder = {kind for name, kind in types.items() if name.startswith("blk.") and not name.endswith("norm.weight")}
+    output = types.get("output.weight", types.get("token_embd.weight", "F32"))
+    layers = GGUF_FORMATS.get(decoder.pop(), "dense") if len(decoder) == 1 else "dense"
+    return layers, GGUF_FORMATS.get(output, "dense")  # type: ignore[return-value]
+
+
+def build_step(model: Any, plan: DecodePlan, gguf_path: Path | None, cache_dir: Path | None) -> LlamaDecodeStep:
+    """The trimmed step with packed weights, read from `cache_dir` when packed before."""
+    if plan.layers == plan.output == "dense":  # fused copies of the model's weights: nothing to cache
+        return LlamaDecodeStep.build(model, "dense", "dense")
+    cached = _cache_file(cache_dir, gguf_path, plan, model) if cache_dir is not None and gguf_path else None
+    if cached is not None and cached.is_file():
+        try:
+            stored = torch.load(cached, mmap=True, weights_only=True)
+            return LlamaDecodeStep.from_tensors(model, stored, plan.layers, plan.output)
+        except Exception as error:  # a damaged or foreign file: pack again and overwrite it
+            log.warning("packed weights in %s could not be read (%s); packing again", cached, error)
+    step = LlamaDecodeStep.build(model, plan.layers, plan.output)
+    if cached is not None:
+        _save_atomically(step.tensors(), cached)
+    return step
+
+
+def _cache_file(cache_dir: Path, gguf_path: Path, plan: DecodePlan, model: Any) -> Path:
+    stat = gguf_path.stat()
+    key = json.dumps([str(gguf_path.resolve()), stat.st_size, stat.st_mtime_ns, plan.layers, plan.output,
+                      str(model.get_input_embeddings().weight.dtype), torch.__version__])
+    return cache_dir / f"{gguf_path.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
+
+
+def _save_atomically(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_suffix(f".partial-{os.getpid()}")
+        torch.save(tensors, partial)
+        os.replace(partial, path)
+    except OSError as error:  # a read-only cache only costs the next start its packing time
+        log.warning("could not cache packed weights in %s: %s", path.parent, error)
+
+
+def default_cache_dir() -> Path:
+    """STORYBOT_CACHE_DIR, else ~/.cache/storybot (XDG_CACHE_HOME respected)."""
+    explicit = os.environ.get("STORYBOT_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache").expanduser() / "storybot"
