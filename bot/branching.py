@@ -12,9 +12,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from bot.generation import Generation
+from bot.input_checks import lives_in
 from bot.messages import NOT_A_PARAGRAPH, NOT_THE_LAST, UserError
 from bot.place import Place
-from bot.service import Service, lives_in
+from bot.service import Service
 from bot.storage import Story, StoryListing, Turn
 
 STORIES_PER_PAGE = 8  # a page of /story list stays well inside one Discord message

@@ -6,7 +6,6 @@ render what comes back. Settings layering, permissions, story history and the en
 
 from __future__ import annotations
 
-import difflib
 import logging
 import math
 import time
@@ -19,9 +18,17 @@ from bot.engine.fair_queue import QueueFull, UserBusy
 from bot.engine.metrics import EngineStats
 from bot.engine.requests import GenerationRequest, RequestHandle
 from bot.engine.worker import Engine
-from bot.formatting import strip_mentions
 from bot.generation import Generation, GenerationControls, GenerationKind, Generations
-from bot.limits import COOLDOWN_S, MAX_DIRECTION_CHARS, MAX_TOPIC_CHARS
+from bot.input_checks import (
+    check_setting_name,
+    clean_style,
+    clean_text,
+    clean_topic,
+    lives_in,
+    with_consistent_lengths,
+    writable_scope,
+)
+from bot.limits import COOLDOWN_S, MAX_DIRECTION_CHARS
 from bot.messages import (
     FORGOTTEN,
     NEEDS_MESSAGE_CONTENT,
@@ -33,15 +40,9 @@ from bot.messages import (
 )
 from bot.ops.request_ids import request_id_or_new
 from bot.place import Place
-from bot.preferences import (
-    ALL_SETTINGS,
-    MAX_STYLE_CHARS,
-    ChannelPreferences,
-    EffectiveSettings,
-    parse_setting,
-    setting_names,
-)
-from bot.storage import Scope, Storage, Story, Turn, TurnKind
+from bot.preferences import EffectiveSettings, parse_setting
+from bot.settings_layers import layered_settings
+from bot.storage import Storage, Story, Turn, TurnKind
 from models.base import Prompt
 from models.params import SETTINGS as GENERATION_SETTINGS
 from models.params import GenerationParams, SettingError, show_value
@@ -50,13 +51,10 @@ from models.registry import BUILT_IN_MODELS
 log = logging.getLogger(__name__)
 
 COMPARE_MODELS = ("smollm2", "lstm", "markov")
-SCOPE_NAMES: dict[str, Scope] = {"server": "guild", "channel": "channel", "thread": "thread"}
 # Where the whole shutdown waits for finished paragraphs to be stored, at most.
 STORE_WAIT_S = 10.0
-SOURCE_NAMES = {db_scope: scope for scope, db_scope in SCOPE_NAMES.items()}
 # Options of one request that go into its prompt rather than its GenerationParams (/write style:).
 PROMPT_OPTIONS = ("style",)
-NO_STYLE = ("", "none", "off", "unset")  # what clears the style setting
 
 
 @dataclass(frozen=True)
@@ -100,22 +98,7 @@ class Service:
     async def effective_settings(self, place: Place) -> EffectiveSettings:
         """Every setting in effect here (generation settings and channel preferences), and the
         layer each value comes from."""
-        params = GenerationParams(model=self.default_model)
-        preferences = ChannelPreferences()
-        sources = dict.fromkeys(ALL_SETTINGS, "built-in")
-        layers: list[tuple[Scope, int | None]] = [("guild", place.guild_id), ("channel", place.channel_id),
-                                                ("thread", place.thread_id)]
-        for scope, scope_id in layers:
-            if scope_id is not None:
-                stored = await self.storage.get_settings(scope, scope_id)
-                params = GenerationParams.from_dict(stored, params)
-                preferences = ChannelPreferences.from_dict(stored, preferences)
-                sources.update(dict.fromkeys((name for name in stored if name in ALL_SETTINGS),
-                                             SOURCE_NAMES[scope]))
-        if params.model not in self.models:  # chosen when the owner still offered it
-            params = params.replace(model=self.default_model)
-            sources["model"] = "built-in"
-        return EffectiveSettings(params, preferences, sources)
+        return await layered_settings(self.storage, place, self.default_model, self.models)
 
     def unsupported(self, params: GenerationParams) -> tuple[str, ...]:
         """The settings in `params` its model cannot honour (a remote server's dialect), for /settings show."""
@@ -123,7 +106,7 @@ class Service:
 
     async def set_setting(self, place: Place, name: str, value: str, scope: str = "channel") -> str:
         """Change one setting at `scope` (server, channel, thread); returns a confirmation."""
-        db_scope, scope_id = self._writable_scope(place, scope)
+        db_scope, scope_id = writable_scope(place, scope)
         check_setting_name(name)
         if name.strip().lower() == "style":
             value = clean_style(value)
@@ -145,27 +128,10 @@ class Service:
         return f"{key} is now {shown} for this {scope}{also}."
 
     async def reset_settings(self, place: Place, scope: str = "channel") -> str:
-        db_scope, scope_id = self._writable_scope(place, scope)
+        db_scope, scope_id = writable_scope(place, scope)
         removed = await self.storage.reset_settings(db_scope, scope_id)
         return f"Settings for this {scope} are back to defaults." if removed else \
             f"This {scope} had no settings of its own."
-
-    def _writable_scope(self, place: Place, scope: str) -> tuple[Scope, int]:
-        if scope not in SCOPE_NAMES:
-            raise UserError(f"scope must be server, channel or thread, got {show_value(scope)}")
-        if scope == "server":
-            if place.guild_id is None:
-                raise UserError("server defaults can only be set inside a server")
-            if not place.can_manage_guild:
-                raise PermissionDenied("changing server defaults needs the Manage Server permission")
-            return "guild", place.guild_id
-        if not place.can_manage_channel:
-            raise PermissionDenied("changing this channel's settings needs the Manage Channels permission")
-        if scope == "thread":
-            if place.thread_id is None:
-                raise UserError("thread settings can only be set inside a thread")
-            return "thread", place.thread_id
-        return "channel", place.channel_id
 
     # -- writing ------------------------------------------------------------------------------
     async def write(self, place: Place, topic: str, overrides: dict[str, Any] | None = None) -> Generation:
@@ -430,55 +396,6 @@ class Service:
                                            direction=generation.direction, facts=facts)
 
 
-def check_setting_name(name: str) -> None:
-    """Refuse an unknown setting name, suggesting the closest known one ("temprature")."""
-    key = name.strip().lower().replace("-", "_").replace(" ", "_")
-    if key in ALL_SETTINGS:
-        return
-    close = difflib.get_close_matches(key, ALL_SETTINGS, n=1, cutoff=0.6)
-    hint = f": did you mean {close[0]}?" if close else f"; settings are: {setting_names()}"
-    raise UserError(f"unknown setting {show_value(name)}{hint}")
-
-
 def busy(error: QueueFull | UserBusy) -> UserError:
     """A full queue or a busy member, in words for the member."""
     return UserError(f"I'm busy: {error}.")
-
-
-def with_consistent_lengths(current: GenerationParams, changes: dict[str, Any]) -> dict[str, Any]:
-    """Asking for fewer tokens than the current minimum lowers the minimum too."""
-    length = changes.get("max_new_tokens")
-    # Only a number can lower the minimum; anything else is left for validation to refuse.
-    if isinstance(length, int | float) and "min_new_tokens" not in changes and current.min_new_tokens > length:
-        return changes | {"min_new_tokens": length}
-    return changes
-
-
-def clean_text(text: str, what: str, limit: int) -> str:
-    """Collapse whitespace and drop control and zero-width characters; refuse over-long text."""
-    # Any space (a no-break or ideographic one too) still separates words; the invisible rest goes.
-    kept = "".join(ch if ch.isprintable() else " " if ch.isspace() else "" for ch in text)
-    kept = " ".join(kept.split())
-    if len(kept) > limit:
-        raise UserError(f"the {what} is too long ({len(kept)} characters; at most {limit})")
-    return kept
-
-
-def clean_topic(topic: str) -> str:
-    cleaned = clean_text(topic, "topic", MAX_TOPIC_CHARS)
-    if not cleaned:
-        raise UserError("give me a topic, for example: /write topic: a lighthouse keeper")
-    return cleaned
-
-
-def clean_style(style: str) -> str:
-    """A style as prompts take it: cleaned like a topic, with its mention syntax taken out (the
-    model would only copy it); "none" or nothing clears it."""
-    cleaned = strip_mentions(clean_text(style, "style", MAX_STYLE_CHARS))
-    return "" if cleaned.lower() in NO_STYLE else cleaned
-
-
-def lives_in(story: Story, place: Place) -> bool:
-    """Whether `story` belongs to the server and channel (or thread) of `place`."""
-    here = {place.channel_id, place.conversation_id}
-    return story.guild_id == place.guild_id and (story.channel_id in here or story.thread_id in here)

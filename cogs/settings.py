@@ -12,8 +12,8 @@ from discord.ext import commands
 from bot.discord.checks import place_of
 from bot.discord.errors import NO_MENTIONS
 from bot.formatting import settings_table
+from bot.input_checks import SCOPE_NAMES
 from bot.preferences import ALL_SETTINGS, default_value
-from bot.service import SCOPE_NAMES
 
 if TYPE_CHECKING:
     from bot.discord.client import StoryBot
