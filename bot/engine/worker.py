@@ -19,6 +19,8 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from bot.engine.batches import ModelBatch, reprefill
+from bot.engine.endings import RequestEnds
 from bot.engine.fair_queue import FairQueue, QueueFull, UserBusy
 from bot.engine.loading import ModelLoader, ModelState
 from bot.engine.metrics import EngineStats, Metrics, percentile
@@ -33,7 +35,6 @@ from bot.engine.requests import (
     Progress,
     RequestHandle,
     Row,
-    StreamedText,
     fit_to_window,
     friendly_error,
     is_out_of_memory,
@@ -50,15 +51,6 @@ IDLE_WAIT_S = 0.05  # how long the idle worker sleeps before looking at the queu
 DRAIN_POLL_S = 0.05  # how often a shutdown looks whether the running requests are done
 
 
-class _ModelBatch:
-    """One model's running rows and its opaque batch state."""
-
-    def __init__(self, model: StepModel) -> None:
-        self.model = model
-        self.state = model.new_batch()
-        self.rows: list[Row] = []
-
-
 class Engine:
     """Queue plus worker thread. `submit` from asyncio; events come back per request."""
 
@@ -72,7 +64,8 @@ class Engine:
         self.device = device
         self.queue: FairQueue[RequestHandle] = FairQueue(max_waiting, max_per_user)
         self.metrics = Metrics()
-        self._batches: dict[str, _ModelBatch] = {}
+        self._ends = RequestEnds(self.queue, self.metrics)
+        self._batches: dict[str, ModelBatch] = {}
         self._ids = itertools.count(1)
         self._wake = threading.Event()
         self._stop = threading.Event()
@@ -80,8 +73,8 @@ class Engine:
         self._loader = ModelLoader(loader, default_model, loaded=self._wake.set)
         # Remote models share the fair queue, the limits and the metrics; they run on the event loop.
         extra = {"client_factory": remote_client} if remote_client is not None else {}
-        self.remote = RemoteModels(remote, self.queue, self.metrics, finish_handle=self._finish_handle,
-                                   deliver_final=self._deliver_final, to_default=self._to_default, **extra)
+        self.remote = RemoteModels(remote, self.queue, self.metrics, finish_handle=self._ends.finish,
+                                   deliver_final=self._ends.deliver_final, to_default=self._to_default, **extra)
 
     # -- lifecycle ----------------------------------------------------------------------------
     def start(self) -> None:
@@ -100,7 +93,7 @@ class Engine:
         seconds to finish, then stop the worker, which fails what still runs. Each failed
         request ends with an "error" event for Failure.SHUTTING_DOWN. The caller stops submitting."""
         for handle in self.queue.take(10**9):
-            self._finish_handle(handle, Event("error", failure=Failure.SHUTTING_DOWN))
+            self._ends.finish(handle, Event("error", failure=Failure.SHUTTING_DOWN))
         deadline = time.monotonic() + grace_s
         while self._busy() and time.monotonic() < deadline:
             await asyncio.sleep(DRAIN_POLL_S)
@@ -192,7 +185,7 @@ class Engine:
         handle.cancelled = True
         if self.queue.remove(handle):
             cancelled = Event("cancelled")
-            self._count_end(handle, cancelled)
+            self._ends.count(handle, cancelled)
             handle.deliver(cancelled)
         self.remote.cancel(handle)
         self._wake.set()
@@ -231,7 +224,7 @@ class Engine:
     def _run(self) -> None:
         with torch.inference_mode():
             self._loop_until_stopped()
-        self._fail_everything(Failure.SHUTTING_DOWN)
+        self._ends.fail_all(self._batches.values(), Failure.SHUTTING_DOWN)
 
     def _loop_until_stopped(self) -> None:
         while not self._stop.is_set():
@@ -260,11 +253,11 @@ class Engine:
                 self.queue.requeue_front(taken[index:])
                 break
             if handle.cancelled:
-                self._finish_handle(handle, Event("cancelled"))
+                self._ends.finish(handle, Event("cancelled"))
                 continue
             choice = self._loader.choose(handle.request.params.model)
             if choice.state is not ModelState.READY:
-                self._finish_handle(handle, Event("error", text=choice.reason, failure=Failure.NO_MODEL))
+                self._ends.finish(handle, Event("error", text=choice.reason, failure=Failure.NO_MODEL))
                 continue
             handle.deliver(Event("started", fallback=choice.fallback or handle.fallback))
             log.debug("request %s starts on %s", handle.id, choice.name,
@@ -286,7 +279,7 @@ class Engine:
         """Encode the prompt; a beam search runs here, on its own path. Returns what
         `_start_rows` needs, or None when the request already ended."""
         batch = self._batches.get(model_name) or self._batches.setdefault(
-            model_name, _ModelBatch(self._loader.models[model_name]))
+            model_name, ModelBatch(self._loader.models[model_name]))
         handle.model_used = model_name
         handle.started_at = time.monotonic()
         try:
@@ -300,7 +293,7 @@ class Engine:
             self._fail_rows_of(handle, batch, error)
         return None
 
-    def _start_rows(self, batch: _ModelBatch, starts: list[PreparedRequest]) -> None:
+    def _start_rows(self, batch: ModelBatch, starts: list[PreparedRequest]) -> None:
         """Prefill new requests' rows together (one join of the batch state, not one each)."""
         model = batch.model
         rows = [Row.start(start.handle, v, start.prompt_ids, start.params, model,
@@ -325,7 +318,7 @@ class Engine:
             beam_params = p if handle.request.prompt.history else dataclasses.replace(p, dry_multiplier=0.0)
             ids = model.beam_search(prompt_ids, beam_params)
         except UnsupportedStrategy as error:
-            self._finish_handle(handle, Event("error", text=str(error), failure=Failure.REQUEST_FAILED))
+            self._ends.finish(handle, Event("error", text=str(error), failure=Failure.REQUEST_FAILED))
             return
         row = Row.start(handle, 0, prompt_ids, p, model, None)
         for token in ids:
@@ -333,7 +326,7 @@ class Engine:
         self.metrics.tokens(len(ids))
         handle.tokens_written += len(ids)
         row.finish(model.decode_text(ids), "length" if len(ids) >= p.max_new_tokens else "stop")
-        self._deliver_final(row)
+        self._ends.deliver_final(row)
 
     def _step_all(self) -> bool:
         stepped = False
@@ -347,12 +340,12 @@ class Engine:
             except Exception as error:
                 if not self._recover(batch, error):
                     continue
-                logits = self._rebuild(batch)
+                logits = reprefill(batch, self.max_batch)
             self._advance(batch, batch.rows, logits)
             stepped = True
         return stepped
 
-    def _advance(self, batch: _ModelBatch, rows: list[Row], logits: torch.Tensor) -> None:
+    def _advance(self, batch: ModelBatch, rows: list[Row], logits: torch.Tensor) -> None:
         """Choose each row's next token, stream its text, and mark rows that are done."""
         try:
             chosen = choose_tokens(logits, [row.sampling for row in rows])
@@ -360,7 +353,7 @@ class Engine:
             log.exception("sampling failed")
             for row in rows:
                 row.finish(row.text, "error", error=friendly_error(error), failure=Failure.REQUEST_FAILED)
-                self._deliver_final(row)
+                self._ends.deliver_final(row)
             return
         self.metrics.tokens(len(rows))
         for row, token in zip(rows, chosen, strict=True):
@@ -375,22 +368,22 @@ class Engine:
                 log.error("row of request %s failed: %s", row.handle.id, friendly_error(error))
                 row.finish(row.text, "error", error=friendly_error(error), failure=Failure.STEP_FAILED)
             if row.finished_reason or row.handle.cancelled:
-                self._deliver_final(row)
+                self._ends.deliver_final(row)
             elif row.pending_text:
                 row.handle.deliver(Event("text", text=row.take_pending(), variant=row.variant))
 
-    def _drop_finished(self, batch: _ModelBatch) -> None:
+    def _drop_finished(self, batch: ModelBatch) -> None:
         keep = [i for i, row in enumerate(batch.rows) if not row.done and not row.handle.cancelled]
         if len(keep) == len(batch.rows):
             return
         for row in batch.rows:
             if row.handle.cancelled and not row.done:
                 row.finish(row.text, "cancelled")
-                self._deliver_final(row)
+                self._ends.deliver_final(row)
         batch.model.keep(batch.state, keep)
         batch.rows = [batch.rows[i] for i in keep]
 
-    def _recover(self, batch: _ModelBatch, error: Exception) -> bool:
+    def _recover(self, batch: ModelBatch, error: Exception) -> bool:
         """True if the batch can be rebuilt smaller (out of memory); else its rows fail."""
         if is_out_of_memory(error) and len(batch.rows) > 1:
             self.max_batch = max(1, len(batch.rows) // 2)
@@ -400,76 +393,17 @@ class Engine:
         self._fail_batch(batch, error)
         return False
 
-    def _fail_batch(self, batch: _ModelBatch, error: Exception) -> None:
+    def _fail_batch(self, batch: ModelBatch, error: Exception) -> None:
         """End the batch's unfinished rows with Failure.STEP_FAILED and drop it: the next request for its
         model starts a fresh batch, so nothing of the failed state is used again."""
         reason = friendly_error(error)
         for row in batch.rows:
             if not row.done:
                 row.finish(row.text, "error", error=reason, failure=Failure.STEP_FAILED)
-                self._deliver_final(row)
+                self._ends.deliver_final(row)
         batch.rows = []
         self._batches = {name: kept for name, kept in self._batches.items() if kept is not batch}
 
-    def _rebuild(self, batch: _ModelBatch) -> torch.Tensor:
-        """Re-prefill every row (prompt + text so far) in chunks that fit the new limit."""
-        if batch.model.device.type == "cuda":
-            torch.cuda.empty_cache()
-        batch.state = batch.model.new_batch()
-        pieces = []
-        chunk = max(1, self.max_batch)
-        for start in range(0, len(batch.rows), chunk):
-            rows = batch.rows[start:start + chunk]
-            pieces.append(batch.model.prefill(batch.state, [r.prompt_ids + r.sampling.generated[:-1]
-                                                            for r in rows]))
-        # prefill returns the logits after generated[:-1]: re-choose the last token's successor
-        # by decoding it once more, exactly as the failed step would have.
-        tokens = torch.tensor([r.sampling.generated[-1] for r in batch.rows], dtype=torch.long)
-        del pieces
-        return batch.model.decode(batch.state, tokens)
-
-    def _fail_rows_of(self, handle: RequestHandle, batch: _ModelBatch, error: Exception) -> None:
+    def _fail_rows_of(self, handle: RequestHandle, batch: ModelBatch, error: Exception) -> None:
         log.error("prefill on %s failed: %s", batch.model.name, friendly_error(error))
-        self._finish_handle(handle, Event("error", text=friendly_error(error), failure=Failure.REQUEST_FAILED))
-
-    def _deliver_final(self, row: StreamedText) -> None:
-        row.done = True
-        handle = row.handle
-        handle.variants_left -= 1
-        handle.texts[row.variant] = row.text
-        if row.finished_reason == "length":
-            handle.cuts[row.variant] = row.written()
-        if row.pending_text:
-            handle.deliver(Event("text", text=row.take_pending(), variant=row.variant))
-        handle.deliver(Event("variant_done", text=row.text, variant=row.variant,
-                             reason=row.finished_reason or "stop"))
-        if handle.variants_left <= 0:
-            if row.finished_reason == "error":
-                self._finish_handle(handle, Event("error", text=row.error or "", failure=row.failure))
-            elif handle.cancelled:
-                self._finish_handle(handle, Event("cancelled"))
-            else:
-                self._finish_handle(handle, Event("done", text=handle.texts[0], reason=row.finished_reason))
-
-    def _finish_handle(self, handle: RequestHandle, event: Event) -> None:
-        self.queue.release(handle)
-        self._count_end(handle, event)
-        handle.deliver(event)
-
-    def _count_end(self, handle: RequestHandle, event: Event) -> None:
-        latency = time.monotonic() - handle.submitted_at
-        model = handle.model_used or handle.request.params.model
-        self.metrics.finished(latency, ok=event.kind == "done", cancelled=event.kind == "cancelled", model=model)
-        # One line per request at its end: with LOG_FORMAT=json it carries the request id.
-        log.info("request %s %s on %s: %d tokens in %.2f s", handle.id, event.kind, model,
-                 handle.tokens_written, latency, extra={"request_id": handle.request.request_id})
-
-    def _fail_everything(self, failure: Failure) -> None:
-        for batch in self._batches.values():
-            for row in batch.rows:
-                if not row.done:
-                    row.finish(row.text, "error", error="", failure=failure)
-                    self._deliver_final(row)
-            batch.rows = []
-        for handle in self.queue.take(10**9):
-            self._finish_handle(handle, Event("error", failure=failure))
+        self._ends.finish(handle, Event("error", text=friendly_error(error), failure=Failure.REQUEST_FAILED))
