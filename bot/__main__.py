@@ -80,9 +80,22 @@ async def run_front(config: Config, storage: Storage, engine: Engine, stop: asyn
         from bot.console import Console
 
         log.info("no DISCORD_TOKEN set: starting the offline console")
+        if config.log_level == "INFO":  # the default: keep the paragraphs on the terminal whole
+            quiet_request_lines()
         service = Service(storage, engine, config.default_model, cooldown_s=0,
                           extra_models=offered(config))
         await Console(service, grace_s=config.shutdown_grace_s).run(stop=stop)
+
+
+# Loggers with a line per request (queued, done): an operator's log wants them, but in the console
+# they would land in the middle of the paragraph being printed on the same terminal.
+REQUEST_LOGGERS = ("bot.service", "bot.engine.worker")
+
+
+def quiet_request_lines() -> None:
+    """Console only: the per-request INFO lines are left out (LOG_LEVEL=DEBUG shows them)."""
+    for name in REQUEST_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
 
 
 def offered(config: Config) -> tuple[str, ...]:
