@@ -14,12 +14,22 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def run_console(commands: str, db: Path, model: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+def run_console(commands: str, db: Path, model: str, timeout: float = 240,
+                log_level: str = "WARNING") -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k != "DISCORD_TOKEN"}
-    env.update(DATABASE_PATH=str(db), DEFAULT_MODEL=model, HF_HUB_OFFLINE="1", LOG_LEVEL="WARNING",
+    env.update(DATABASE_PATH=str(db), DEFAULT_MODEL=model, HF_HUB_OFFLINE="1", LOG_LEVEL=log_level,
                DISCORD_TOKEN="")
     return subprocess.run([sys.executable, "-m", "bot"], input=commands, capture_output=True, text=True,
                           cwd=ROOT, env=env, timeout=timeout)
+
+
+def test_at_the_default_log_level_no_request_line_lands_inside_a_paragraph(tmp_path: Path,
+                                                                         tiny_gpt2_dir: Path) -> None:
+    result = run_console("/write topic: a lighthouse keeper\n", tmp_path / "bot.db", str(tiny_gpt2_dir),
+                         log_level="INFO")
+    assert result.returncode == 0, result.stderr
+    assert "starting the offline console" in result.stderr  # INFO lines are written
+    assert "queued as request" not in result.stderr and " done on " not in result.stderr
 
 
 def test_piped_write_prints_a_paragraph_stores_it_and_exits_0(tmp_path: Path, tiny_gpt2_dir: Path) -> None:
