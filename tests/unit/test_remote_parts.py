@@ -13,6 +13,7 @@ from bot.engine.remote.prompting import prompt_fields
 from bot.engine.remote.replicas import Endpoint, choose
 from bot.engine.remote.spec import RemoteModel
 from bot.formatting import settings_table
+from bot.preferences import EffectiveSettings
 from models.base import Prompt
 from models.params import GenerationParams
 
@@ -52,7 +53,7 @@ def test_greedy_is_temperature_zero_and_beam_is_marked_unsupported() -> None:
 
 
 def test_settings_show_marks_what_the_model_cannot_honour() -> None:
-    table = settings_table(DEFAULTS, unsupported=unsupported(DEFAULTS, "ollama")).splitlines()
+    table = settings_table(EffectiveSettings(DEFAULTS), unsupported=unsupported(DEFAULTS, "ollama")).splitlines()
     marked = [line.split(" = ")[0] for line in table if line.endswith("[not supported by remote]")]
     assert marked == ["top_k", "no_repeat_ngram_size", "repetition_penalty", "dry_multiplier", "dry_base",
                       "dry_allowed_length", "dry_penalty_last_n", "min_new_tokens"]
