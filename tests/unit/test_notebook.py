@@ -34,7 +34,8 @@ def test_the_notebook_runs_top_to_bottom_with_small_sizes(monkeypatch: pytest.Mo
     monkeypatch.setenv("STORYBOT_NOTEBOOK_SIZE", "small")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    client = NotebookClient(notebook, timeout=300, kernel_name="python3",
+    # A busy machine may take over a minute to start a kernel (nbclient waits 60 s by default).
+    client = NotebookClient(notebook, timeout=300, startup_timeout=300, kernel_name="python3",
                             resources={"metadata": {"path": str(ROOT)}})
     client.execute()
     outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.get("outputs", [])]
