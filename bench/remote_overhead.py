@@ -4,7 +4,7 @@
 
 The fake OpenAI-compatible server (testing.fakeopenai) runs in its own process and writes each
 token as `wN@T`, T being the wall-clock time it was written. The bot's remote path (the fair
-queue, the openai client, the rows, the events) streams every request; each text event's
+queue, the aiohttp stream reader, the rows, the events) streams every request; each text event's
 tokens are checked for order and completeness, and `now - T` at the event is the delay from the
 server's write to the event's delivery: network, parsing and the bot's own work, an upper bound
 on the bot-side delay. The bot-side delay itself is measured too: the stream reader is wrapped
