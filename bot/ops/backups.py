@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from bot.background import in_background
 from bot.storage.backup import BackupInfo, backup_database
 
 log = logging.getLogger(__name__)
@@ -79,10 +80,5 @@ async def backups(plan: BackupPlan | None) -> AsyncIterator[None]:
     if plan is None:
         yield
         return
-    task = asyncio.create_task(back_up_forever(plan), name="database-backups")
-    try:
+    async with in_background(back_up_forever(plan), "database-backups"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task

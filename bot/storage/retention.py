@@ -7,6 +7,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
+from bot.background import in_background
 from bot.limits import PRUNE_INTERVAL_S
 from bot.storage import Storage
 
@@ -42,10 +43,5 @@ async def retention(storage: Storage, days: int, interval_s: float = PRUNE_INTER
         yield
         return
     await prune_once(storage, days)
-    task = asyncio.create_task(prune_forever(storage, days, interval_s), name="retention-prune")
-    try:
+    async with in_background(prune_forever(storage, days, interval_s), "retention-prune"):
         yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
