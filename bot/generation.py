@@ -68,6 +68,7 @@ class Generation:
     _events: asyncio.Queue[Event | BaseException] = field(default_factory=asyncio.Queue, init=False,
                                                           repr=False)
     _final: asyncio.Future[Event] | None = field(default=None, init=False, repr=False)
+    _discarded: bool = field(default=False, init=False, repr=False)
 
     async def events(self) -> AsyncIterator[Event]:
         """The events in order, the terminal one last. "done" comes only once the turn is
@@ -114,6 +115,12 @@ class Generation:
         """Stop writing; what was written so far is kept (stored as a stopped paragraph)."""
         if self._controls is not None:
             self._controls.cancel(self.handle)
+
+    def discard(self) -> None:
+        """Stop writing and keep nothing: the paragraph's message is gone, so no story goes on
+        from text nobody can see any more."""
+        self._discarded = True
+        self.cancel()
 
 
 @dataclass(frozen=True)
@@ -166,7 +173,7 @@ class Generations:
             if event.kind == "done":
                 generation._record_facts()
                 kept = event.text
-            elif event.kind == "cancelled" and (written := generation.handle.texts.get(0, "")).strip():
+            elif event.kind == "cancelled" and not generation._discarded and (written := generation.handle.texts.get(0, "")).strip():
                 # Stop keeps what was written: it is stored, marked stopped, and goes on from there.
                 generation._record_facts(stopped=True)
                 kept = written

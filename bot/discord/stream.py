@@ -190,8 +190,8 @@ class StoryStream:
             await self._render(final=True)
             log.debug("last edit done (messages %s)", self.message_ids)
         except discord.NotFound:  # someone deleted the message: stop writing into the void
-            log.info("a streamed message was deleted; stopping its generation")
-            self.generation.cancel()
+            log.info("a streamed message was deleted; stopping its generation and keeping nothing")
+            self.generation.discard()
             reader.cancel()
         except BaseException:
             self.generation.cancel()  # nobody can see it any more: free the engine

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
-from bot.discord.stream import STOPPED
+import discord
+
+from bot.discord.stream import STOPPED, StreamTiming
 from bot.discord.views import CONTINUE_ID, REGENERATE_ID, STOP_ID
 from bot.limits import WRITING_MARKER
 from testing.buttons import button_ids
 from testing.fakeopenai import DEFAULT_TEXT, FakeOpenAI, Fault
-from tests.conftest import DISCORD_TEST_SETTINGS, DiscordRig, paragraph_of
+from tests.conftest import DISCORD_TEST_SETTINGS, DISCORD_TEST_TIMING, DiscordRig, paragraph_of
 from tests.remote_helpers import REMOTE, at
 
 # The tests' short settings, on the remote model, with nothing a server cannot honour.
@@ -86,3 +89,42 @@ async def test_a_down_server_gets_a_friendly_sentence_and_stats_shows_it(rig: Di
         shown = (await stats.wait_until_original(lambda m: bool(m.content))).content
     assert "the server that runs fake is not answering right now" in final.content
     assert f"remote fake at 127.0.0.1:{server.port}: DOWN" in shown or "being probed" in shown
+
+
+async def test_a_deleted_message_closes_the_stream_and_nothing_is_stored(rig: DiscordRig) -> None:
+    general = rig.seed.general.id
+    async with FakeOpenAI(chunk_delay_s=0.05) as server, \
+            rig.running(settings=REMOTE_SETTINGS, remote=(at(REMOTE, server.url),)) as bot:
+        ix = await rig.slash(general, rig.seed.user.id, "write", {"topic": "a long road"})
+        writing = await ix.wait_until_original(lambda m: m.content.endswith(WRITING_MARKER))
+        writing.deleted = True  # a moderator deletes it while it is being written
+        (sent,) = await rig.fake.wait_until(lambda: [c for c in server.completions() if c.disconnected] or None)
+        await rig.settle()
+        stored = await bot.service.storage.latest_story(general)
+    assert not sent.finished and stored is None
+
+
+async def test_an_old_token_goes_on_through_the_channel_and_stops_only_if_that_is_refused_too(
+        rig: DiscordRig) -> None:
+    # Past the token's life the stream edits through the channel, so the member still gets the
+    # paragraph; only when the channel refuses as well (the bot lost access) does it stop, and
+    # then the HTTP stream is closed so the server frees the request's slot.
+    shift = [timedelta(0)]
+    timing = StreamTiming(**DISCORD_TEST_TIMING, utcnow=lambda: discord.utils.utcnow() + shift[0])
+    general = rig.seed.general.id
+    async with FakeOpenAI(chunk_delay_s=0.02) as server, \
+            rig.running(settings=REMOTE_SETTINGS, remote=(at(REMOTE, server.url),), timing=timing):
+        ix = await rig.slash(general, rig.seed.user.id, "write", {"topic": "a long night"})
+        await ix.wait_until_original(lambda m: m.content.endswith(WRITING_MARKER))
+        shift[0] = timedelta(minutes=16)
+        finished = await rig.final(ix)
+        server.chunk_delay_s = 0.05
+        ix = await rig.slash(general, rig.seed.user.id, "write", {"topic": "another night"})
+        await ix.wait_until_original(lambda m: m.content.endswith(WRITING_MARKER))
+        rig.fake.inject("PATCH", f"/channels/{general}/messages/", status=403, times=1000)
+        (cut,) = await rig.fake.wait_until(lambda: [c for c in server.completions() if c.disconnected] or None)
+        await rig.settle()
+    first, _ = server.completions()
+    assert paragraph_of(finished.content) == DEFAULT_TEXT and first.finished and not first.disconnected
+    assert rig.fake.calls_to("PATCH", f"/channels/{general}/messages/{finished.id}")
+    assert not cut.finished
