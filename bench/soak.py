@@ -1,7 +1,8 @@
 """Soak: the real bot and model for a long while against the fake Discord. Does anything grow?
 
     python -m bench.soak [--minutes 30] [--model smollm2] [--interval 2] [--warmup 5]
-                         [--sample-s 15] [--backup-minutes 5] [--out runs/soak.json]
+                         [--checkpoint-minutes 10] [--sample-s 15] [--backup-minutes 5]
+                         [--out runs/soak.json]
 
 The bot is `python -m bot` itself in a child process (bench/soak_bot.py points discord.py at
 the fake Discord, which runs here with the simulated members), configured as an owner would:
@@ -11,11 +12,13 @@ a paragraph being written (6th) and a moderator changes a setting (10th).
 
 Every `--sample-s` seconds it reads the bot's resident memory, open file descriptors and threads
 (/proc), its asyncio tasks and request counts (/metrics), the database and WAL sizes, and its
-ERROR lines (the JSON log). At the end it waits for the queue to drain, stops the bot with
-SIGTERM and reports memory over time (its least-squares slope after the warm-up), the final
-counts and the backups taken; the bot idle after the drain is reported beside its idle start,
-not judged with the loaded samples. It exits 1 when resident memory grows more than 5 % after the
-warm-up (default: the first 5 minutes, at most half of the run) or a count keeps rising.
+ERROR lines (the JSON log). At the end of the warm-up (default 5 minutes, at most half of the
+run), every `--checkpoint-minutes` of load after it and at the end, the members pause: the queue
+drains and the idle bot is read before and after malloc_trim(0) (SIGUSR1). Memory is judged at
+those idle checkpoints, because under load it follows what the batch holds at that moment. It
+exits 1 when idle memory grows more than 5 % from the first checkpoint to the last, a count keeps
+rising under load, or tasks are left on the loop once the queue drained. Then it stops the bot
+with SIGTERM and reports the counts and the backups taken.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ import sys
 import tempfile
 import time
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -141,6 +144,26 @@ async def wait_until_ready(bot: BotProcess) -> float:
     raise TimeoutError(f"the bot was not ready after {READY_TIMEOUT_S:.0f} s; see {bot.log_path}")
 
 
+@dataclass(frozen=True)
+class Checkpoint:
+    """The bot idle at a pause in the load: after the drain, and after malloc_trim(0)."""
+
+    idle: Sample
+    trimmed: Sample
+    drained_s: float
+
+
+def checkpoint_minutes(args: argparse.Namespace) -> list[float]:
+    """Load minutes after which the load pauses for an idle reading: the end of the warm-up,
+    every `--checkpoint-minutes` after it, and the end."""
+    warmup = min(args.warmup, args.minutes / 2)
+    marks, at = [warmup], warmup + args.checkpoint_minutes
+    while at < args.minutes - 1e-9:
+        marks.append(at)
+        at += args.checkpoint_minutes
+    return [*marks, args.minutes]
+
+
 async def soak(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     async with started_fake_discord(SOAK_TOKEN) as fake:
         channels, users = await populate(fake, args.channels, args.users)
@@ -151,34 +174,49 @@ async def soak(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
             print(f"bot ready (Discord connected, {args.model} loaded, database writable) in {ready_s:.0f} s",
                   flush=True)
             members = Members(fake, channels, users, random.Random(args.seed))
-            samples = await drive(bot, members, args)
-            await members.settle(60.0)
-            drained = await drain(bot, args.drain, samples[0].tasks if samples else 0)
-            idle = await bot.sample(samples[-1].t_s + drained if samples else 0.0)  # judged apart: no load
-            trimmed = await trimmed_sample(bot, idle.t_s)
+            samples: list[Sample] = []
+            checkpoints: list[Checkpoint] = []
+            loaded_s, tick, began = 0.0, 0, time.monotonic()
+            for mark in checkpoint_minutes(args):
+                tick = await drive(bot, members, args, samples, began, mark * 60 - loaded_s, tick)
+                loaded_s = mark * 60
+                checkpoints.append(await pause(bot, members, args, samples, began))
             health = await bot.get("/healthz")
         finally:
             exit_status = stop(bot)
-    return {"samples": samples, "idle": idle, "trimmed": trimmed, "drained_s": drained, "actions": dict(members.done),
+    return {"samples": samples, "checkpoints": checkpoints, "actions": dict(members.done),
             "health": health, "exit_status": exit_status,
             "error_lines": bot.error_lines, "unparsed_lines": bot.unparsed_lines,
             "backups": check_backups(folder / "backups"), "ready_s": ready_s}
 
 
-async def drive(bot: BotProcess, members: Members, args: argparse.Namespace) -> list[Sample]:
-    """Act every `--interval` seconds and sample every `--sample-s`, for `--minutes`."""
+async def pause(bot: BotProcess, members: Members, args: argparse.Namespace, samples: list[Sample],
+                began: float) -> Checkpoint:
+    """Stop acting, let the queue drain, and read the idle bot before and after a heap trim."""
+    await members.settle(60.0)
+    drained = await drain(bot, args.drain, samples[0].tasks if samples else 0)
+    idle = await bot.sample(time.monotonic() - began)
+    trimmed = await trimmed_sample(bot, idle.t_s)
+    print(f"idle checkpoint at t={idle.t_s:.0f}s: RSS {idle.rss_mb:.1f} MiB, after malloc_trim "
+          f"{trimmed.rss_mb:.1f} MiB, tasks {idle.tasks}, fds {idle.fds} (drained in {drained:.0f} s)", flush=True)
+    return Checkpoint(idle, trimmed, drained)
+
+
+async def drive(bot: BotProcess, members: Members, args: argparse.Namespace, samples: list[Sample],
+                began: float, seconds: float, tick: int) -> int:
+    """Act every `--interval` seconds and sample every `--sample-s`, for `seconds`; the next tick."""
     loop = asyncio.get_running_loop()
-    start, samples, tick = loop.time(), [], 0
+    start, first_tick = loop.time(), tick
     next_sample = start
-    while (now := loop.time()) < start + args.minutes * 60:
+    while (now := loop.time()) < start + seconds:
         if now >= next_sample:
-            samples.append(await bot.sample(now - start))
+            samples.append(await bot.sample(time.monotonic() - began))
             show(samples[-1])
             next_sample += args.sample_s
         members.act(tick)
         tick += 1
-        await asyncio.sleep(max(0.0, start + tick * args.interval - loop.time()))
-    return samples
+        await asyncio.sleep(max(0.0, start + (tick - first_tick) * args.interval - loop.time()))
+    return tick
 
 
 async def drain(bot: BotProcess, timeout: float, idle_tasks: int) -> float:
@@ -236,35 +274,39 @@ def show(s: Sample) -> None:
 
 def report(args: argparse.Namespace, result: dict[str, Any]) -> bool:
     samples: list[Sample] = result["samples"]
+    checkpoints: list[Checkpoint] = result["checkpoints"]
     warmup_s = min(args.warmup * 60, args.minutes * 60 / 2)
-    verdict = judge(samples, warmup_s, result["idle"])
-    last, idle = samples[-1], result["idle"]
+    end = checkpoints[-1]
+    idle_rss = [(c.trimmed.t_s, c.trimmed.rss_mb) for c in checkpoints]
+    verdict = judge(samples, warmup_s, end.idle, idle_rss)
+    loaded = judge(samples, warmup_s)
+    last, idle = samples[-1], end.idle
     first = next((s for s in samples if s.t_s >= warmup_s), samples[0])
     print(f"\nactions: {', '.join(f'{k} {v}' for k, v in sorted(result['actions'].items()))}")
     print(f"requests: {idle.done} done, {idle.busy} busy, {idle.cancelled} cancelled, {idle.failed} failed")
-    print(f"resident memory after the {warmup_s / 60:.1f}-minute warm-up: {verdict.rss_start_mb:.1f} -> "
-          f"{verdict.rss_end_mb:.1f} MiB ({100 * verdict.growth:+.1f} %, limit +{100 * MEMORY_GROWTH_LIMIT:.0f} %), "
-          f"slope {verdict.rss_slope_mb_per_min:+.3f} MiB/min")
+    print("idle checkpoints (queue drained, then malloc_trim(0)): " + ", ".join(
+        f"t={c.idle.t_s / 60:.1f} min {c.idle.rss_mb:.0f} -> {c.trimmed.rss_mb:.0f} MiB" for c in checkpoints))
+    print(f"resident memory idle, from the end of the {warmup_s / 60:.1f}-minute warm-up to the end: "
+          f"{verdict.rss_start_mb:.1f} -> {verdict.rss_end_mb:.1f} MiB ({100 * verdict.growth:+.1f} %, limit "
+          f"+{100 * MEMORY_GROWTH_LIMIT:.0f} %), slope {verdict.rss_slope_mb_per_min:+.3f} MiB/min")
+    print(f"resident memory under load after the warm-up (first and last fifth's medians): {loaded.rss_start_mb:.1f} "
+          f"-> {loaded.rss_end_mb:.1f} MiB ({100 * loaded.growth:+.1f} %), peak {max(s.rss_mb for s in samples):.1f} MiB")
     for name in ("fds", "threads", "tasks"):
         print(f"{name}: {getattr(first, name)} after the warm-up, {getattr(last, name)} at the end"
               f"{'  KEEPS RISING' if name in verdict.rising else ''}")
     print(f"idle before the first command: RSS {samples[0].rss_mb:.1f} MiB, fds {samples[0].fds}, threads "
-          f"{samples[0].threads}, tasks {samples[0].tasks}; idle after the queue drained "
-          f"({result['drained_s']:.0f} s): RSS {idle.rss_mb:.1f} MiB, fds {idle.fds}, threads {idle.threads}, "
-          f"tasks {idle.tasks}")
-    print(f"idle after malloc_trim(0): RSS {result['trimmed'].rss_mb:.1f} MiB (what the C heap kept but did "
-          f"not use: {idle.rss_mb - result['trimmed'].rss_mb:.1f} MiB)")
+          f"{samples[0].threads}, tasks {samples[0].tasks}; idle at the end ({end.drained_s:.0f} s to drain): "
+          f"RSS {idle.rss_mb:.1f} MiB, fds {idle.fds}, threads {idle.threads}, tasks {idle.tasks}")
     print(f"database {idle.db_mb:.2f} MiB, WAL {idle.wal_mb:.2f} MiB at the end")
     print(f"error-log lines: {len(result['error_lines'])}; log lines that are not JSON: {result['unparsed_lines']}")
     for line in result["error_lines"][:5]:
         print(f"  {line}")
     print(f"backups: {'; '.join(result['backups']) or 'none'}")
     print(f"/healthz at the end: {result['health'][0]}; bot exit status after SIGTERM: {result['exit_status']}")
-    print(f"minutes={args.minutes:g} model={args.model} samples={len(samples)} rss_start_mb={verdict.rss_start_mb:.1f} "
-          f"rss_end_mb={verdict.rss_end_mb:.1f} rss_growth_pct={100 * verdict.growth:.2f} "
-          f"rss_slope_mb_per_min={verdict.rss_slope_mb_per_min:.3f} fds={last.fds} threads={last.threads} "
-          f"tasks={last.tasks} idle_rss_mb={idle.rss_mb:.1f} trimmed_rss_mb={result['trimmed'].rss_mb:.1f} "
-          f"idle_fds={idle.fds} idle_tasks={idle.tasks} "
+    print(f"minutes={args.minutes:g} model={args.model} samples={len(samples)} idle_rss_start_mb={verdict.rss_start_mb:.1f} "
+          f"idle_rss_end_mb={verdict.rss_end_mb:.1f} rss_growth_pct={100 * verdict.growth:.2f} "
+          f"rss_slope_mb_per_min={verdict.rss_slope_mb_per_min:.3f} loaded_rss_growth_pct={100 * loaded.growth:.2f} "
+          f"fds={last.fds} threads={last.threads} tasks={last.tasks} idle_fds={idle.fds} idle_tasks={idle.tasks} "
           f"db_mb={idle.db_mb:.2f} wal_mb={idle.wal_mb:.2f} error_lines={len(result['error_lines'])} "
           f"done={idle.done} rising={','.join(verdict.rising) or 'none'} "
           f"pass={int(verdict.ok)}")
@@ -279,6 +321,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--interval", type=float, default=2.0, help="seconds between two /write (default 2)")
     parser.add_argument("--warmup", type=float, default=5.0,
                         help="minutes not judged (default 5; at most half of the run)")
+    parser.add_argument("--checkpoint-minutes", type=float, default=10.0,
+                        help="after the warm-up, pause the load this often to read the idle bot (default 10)")
     parser.add_argument("--sample-s", type=float, default=15.0, help="seconds between samples (default 15)")
     parser.add_argument("--backup-minutes", type=float, default=5.0, help="BACKUP_HOURS in minutes (default 5)")
     parser.add_argument("--channels", type=int, default=8)
@@ -302,8 +346,7 @@ def main() -> None:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps({"samples": [asdict(s) for s in result["samples"]],
-                                        "idle_after_drain": asdict(result["idle"]),
-                                        "idle_after_trim": asdict(result["trimmed"]),
+                                        "checkpoints": [asdict(c) for c in result["checkpoints"]],
                                         "actions": result["actions"]}, indent=1))
     sys.exit(0 if report(args, result) else 1)
 

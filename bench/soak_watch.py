@@ -161,15 +161,25 @@ class Verdict:
         return self.growth <= MEMORY_GROWTH_LIMIT and not self.rising
 
 
-def judge(samples: list[Sample], warmup_s: float, idle_end: Sample | None = None) -> Verdict:
+def judge(samples: list[Sample], warmup_s: float, idle_end: Sample | None = None,
+          idle_rss: list[tuple[float, float]] | None = None) -> Verdict:
     """Judge the loaded samples after the warm-up; with `idle_end` (the bot after the queue drained)
     also whether tasks were left behind: idle, the loop should hold what it held before any command
     (the first sample). Threads and fds are not compared so: executors and connection pools grow
-    to their bounds on first use and stay."""
+    to their bounds on first use and stay.
+
+    With `idle_rss` ((seconds, MiB) of the bot idle and trimmed at checkpoints, the first after
+    the warm-up), memory is judged there: under load it follows what the batch holds at that
+    moment (rows, story lengths), idle it is what the bot keeps."""
     judged = [s for s in samples if s.t_s >= warmup_s] or samples[-1:]
-    start, end = edges([s.rss_mb for s in judged])
+    if idle_rss:
+        start, end = idle_rss[0][1], idle_rss[-1][1]
+        slope = slope_per_min(idle_rss)
+    else:
+        start, end = edges([s.rss_mb for s in judged])
+        slope = slope_per_min([(s.t_s, s.rss_mb) for s in judged])
     rising = tuple(name for name, tolerance in RISE_TOLERANCE.items()
                    if keeps_rising([float(getattr(s, name)) for s in judged], tolerance))
     if idle_end is not None and samples and idle_end.tasks > samples[0].tasks + IDLE_TASKS_TOLERANCE:
         rising += ("tasks left after the drain",)
-    return Verdict(start, end, slope_per_min([(s.t_s, s.rss_mb) for s in judged]), rising)
+    return Verdict(start, end, slope, rising)

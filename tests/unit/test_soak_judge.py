@@ -38,3 +38,11 @@ def test_tasks_left_on_the_loop_once_the_queue_drained_fail() -> None:
     clean, leaked = (judge(loaded, 60, idle_end=replace(loaded[-1], tasks=idle)) for idle in (7, 30))
     assert clean.ok
     assert leaked.rising == ("tasks left after the drain",) and not leaked.ok
+
+
+def test_with_idle_checkpoints_memory_is_judged_idle_not_under_load() -> None:
+    loaded = samples([1000, 1100, 1250, 1180, 1320, 1290, 1450, 1400])  # follows the batch, not a leak
+    steady = judge(loaded, 60, idle_rss=[(120.0, 900.0), (300.0, 910.0), (420.0, 905.0)])
+    leaking = judge(loaded, 60, idle_rss=[(120.0, 900.0), (300.0, 940.0), (420.0, 990.0)])
+    assert steady.ok and steady.rss_start_mb == 900 and steady.rss_end_mb == 905
+    assert not leaking.ok and leaking.growth > 0.05 and leaking.rss_slope_mb_per_min > 0
