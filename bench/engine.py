@@ -10,7 +10,7 @@
 Only requested tokens count. The last line is machine-readable.
 
 With --remote, the same workload goes through the bot's remote path (bot/engine/remote: the fair
-queue, at most --max-in-flight requests on the server, streaming with the openai client) to any
+queue, at most --max-in-flight requests on the server, streaming over aiohttp) to any
 OpenAI-compatible server, and (c) is printed for it: compare a server with the in-process engine.
 """
 

@@ -32,6 +32,11 @@ def strip_mentions(text: str) -> str:
     return " ".join(_MENTION.sub(" ", text).split())
 
 
+def only_mentions(text: str) -> bool:
+    """Whether `text` says nothing but mentions (`<@123>`, `@everyone`, ...): no topic to write on."""
+    return bool(text.strip()) and not _MENTION.sub(" ", _MASS_MENTION.sub(" ", text)).strip()
+
+
 def settings_table(settings: EffectiveSettings, models: Sequence[str] = (), unsupported: Sequence[str] = ()) -> str:
     """One line per setting: name, value, where the value comes from, and what it may be (the
     offered models for `model`); settings the model cannot honour are marked so."""

@@ -7,7 +7,7 @@ from __future__ import annotations
 import difflib
 from typing import Any
 
-from bot.formatting import strip_mentions
+from bot.formatting import only_mentions, strip_mentions
 from bot.limits import MAX_TOPIC_CHARS
 from bot.messages import PermissionDenied, UserError
 from bot.place import Place
@@ -72,6 +72,8 @@ def clean_topic(topic: str) -> str:
     cleaned = clean_text(topic, "topic", MAX_TOPIC_CHARS)
     if not cleaned:
         raise UserError("give me a topic, for example: /write topic: a lighthouse keeper")
+    if only_mentions(cleaned):
+        raise UserError("a topic needs words besides mentions, for example: /write topic: a lighthouse keeper")
     return cleaned
 
 

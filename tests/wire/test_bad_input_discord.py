@@ -32,10 +32,13 @@ async def test_hostile_topics_over_the_wire_get_a_paragraph_or_a_clear_reply(
     async with rig.running():
         too_long = await final_reply(rig, raw_topic(("@everyone ```" * 500)[:6000]))  # 6,000 characters
         invisible = await final_reply(rig, raw_topic("\u200b\u202e\u2060\x00 \n"))
+        mentions = await final_reply(rig, raw_topic(f"<@{admin}> @everyone <#{rig.seed.general.id}>"))
         written = await final_reply(rig, {"topic": fenced})
         (thread,) = await rig.fake.wait_until(lambda: rig.fake.threads_of(rig.seed.general.id))
     assert too_long.content == "Sorry: the topic is too long (6000 characters; at most 300)"
     assert invisible.content == "Sorry: give me a topic, for example: /write topic: a lighthouse keeper"
+    assert mentions.content == ("Sorry: a topic needs words besides mentions, for example: "
+                                "/write topic: a lighthouse keeper") and mentions.ephemeral
     assert written.content.strip() and thread.name == "py evil zero width"
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR], "an input was logged as a failure"
 
