@@ -127,7 +127,8 @@ def bot_environment(folder: Path, fake: FakeDiscord, args: argparse.Namespace, p
     return {"DISCORD_TOKEN": fake.token, "DATABASE_PATH": str(folder / "bot.db"), "DEFAULT_MODEL": args.model,
             "DEVICE": args.device, "DEV_GUILD_ID": str(fake.seed.guild.id), "LOG_FORMAT": "json",
             "LOG_LEVEL": "INFO", "METRICS_PORT": str(port), "BACKUP_HOURS": f"{args.backup_minutes / 60:.6f}",
-            "BACKUP_DIR": str(folder / "backups"), "BACKUP_KEEP": "3", "HF_HUB_OFFLINE": "1"}
+            "BACKUP_DIR": str(folder / "backups"), "BACKUP_KEEP": "3", "HF_HUB_OFFLINE": "1",
+            "SOAK_CENSUS_DIR": str(folder)}
 
 
 async def wait_until_ready(bot: BotProcess) -> float:
@@ -187,7 +188,8 @@ async def soak(args: argparse.Namespace, folder: Path) -> dict[str, Any]:
     return {"samples": samples, "checkpoints": checkpoints, "actions": dict(members.done),
             "health": health, "exit_status": exit_status,
             "error_lines": bot.error_lines, "unparsed_lines": bot.unparsed_lines,
-            "backups": check_backups(folder / "backups"), "ready_s": ready_s}
+            "backups": check_backups(folder / "backups"), "ready_s": ready_s,
+            "objects_grown": objects_grown(folder)}
 
 
 async def pause(bot: BotProcess, members: Members, args: argparse.Namespace, samples: list[Sample],
@@ -255,6 +257,17 @@ def stop(bot: BotProcess) -> int | None:
     return status
 
 
+def objects_grown(folder: Path, top: int = 8) -> list[tuple[str, int]]:
+    """The Python object types whose live count grew most from the first idle checkpoint's census
+    to the last (bench/soak_bot.py writes one at each heap trim)."""
+    censuses = sorted(folder.glob("census-*.json"), key=lambda p: int(p.stem.split("-")[1]))
+    if len(censuses) < 2:
+        return []
+    first, last = (json.loads(p.read_text()) for p in (censuses[0], censuses[-1]))
+    grown = {name: count - first.get(name, 0) for name, count in last.items()}
+    return sorted(((n, g) for n, g in grown.items() if g > 0), key=lambda item: -item[1])[:top]
+
+
 def check_backups(folder: Path) -> list[str]:
     found = []
     for path in sorted(folder.glob("*.db")):
@@ -297,6 +310,8 @@ def report(args: argparse.Namespace, result: dict[str, Any]) -> bool:
     print(f"idle before the first command: RSS {samples[0].rss_mb:.1f} MiB, fds {samples[0].fds}, threads "
           f"{samples[0].threads}, tasks {samples[0].tasks}; idle at the end ({end.drained_s:.0f} s to drain): "
           f"RSS {idle.rss_mb:.1f} MiB, fds {idle.fds}, threads {idle.threads}, tasks {idle.tasks}")
+    grown = ", ".join(f"{name} +{count}" for name, count in result["objects_grown"]) or "none"
+    print(f"Python objects grown from the first idle checkpoint to the last: {grown}")
     print(f"database {idle.db_mb:.2f} MiB, WAL {idle.wal_mb:.2f} MiB at the end")
     print(f"error-log lines: {len(result['error_lines'])}; log lines that are not JSON: {result['unparsed_lines']}")
     for line in result["error_lines"][:5]:
