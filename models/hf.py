@@ -21,6 +21,7 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, LogitsProcessor
 
 from models.base import Prompt, UnsupportedStrategy
+from models.cpu_shapes import SMALL_PREFILL_TOKENS, prefill_groups, warm_matrix_shapes
 from models.decode_plan import build_step, choose_plan, default_cache_dir
 from models.dry import DrySettings, dry_logits, tokenizer_breaker_ids
 from models.embedded import EMBEDDED_NAME, embedded_gguf
@@ -37,16 +38,6 @@ MIN_SHARED_PREFIX = 8  # tokens: below this, keeping a shared prefix is not wort
 # Most prompt tokens a row starts with: a long story keeps its opening and latest paragraphs. A
 # small model follows a shorter story better, and every prompt token is prefilled and attended to.
 MAX_PROMPT_TOKENS = 1024
-# On CPU, oneDNN keeps the kernels and repacked weights of every matrix shape it meets (about
-# 2.5 MB a shape for SmolLM2 in bfloat16, up to 1,024 shapes: gigabytes), and PyTorch never frees
-# them. Decode steps meet M = 1..rows; a prefill of rows x tokens met a new M for nearly every
-# prompt length, so resident memory climbed as long as prompts kept changing. So a CPU prefill
-# runs M <= SMALL_PREFILL_TOKENS as it is (decode steps meet those M anyway) and pads anything
-# larger to a multiple of PREFILL_PAD_TOKENS, at most MAX_PREFILL_TOKENS a forward: at most
-# 64 + 30 shapes in all. (Cutting prefills into pieces of 64 instead cost 40 % more time.)
-SMALL_PREFILL_TOKENS = 64
-PREFILL_PAD_TOKENS = 32
-MAX_PREFILL_TOKENS = 1024
 
 
 @dataclass
@@ -123,6 +114,8 @@ def load_hf_model(spec: str, device: torch.device, dtype: torch.dtype | None = N
     step_model = HFStepModel(name, model, tokenizer, device, gguf_path)
     chosen = decode or os.environ.get(DECODE_PATH_ENV, "").strip().lower() or DEFAULT_DECODE_PATH
     step_model.choose_decode(chosen, cache_dir or default_cache_dir())
+    if device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+        warm_matrix_shapes(model)
     return step_model
 
 
@@ -156,7 +149,7 @@ class HFStepModel:
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_token_ids)
         self.is_chat = bool(getattr(tokenizer, "chat_template", None))
         self._prefix: SharedPrefix | None = None
-        self.bounded_prefill_shapes = device.type == "cpu"  # see SMALL_PREFILL_TOKENS
+        self.bounded_prefill_shapes = device.type == "cpu"  # see models/cpu_shapes.py
         # Batches of up to `small_batch` rows decode with `small_step` when there is one (models.decode_plan).
         self.small_step: LlamaDecodeStep | None = None
         self.small_batch = 0
@@ -240,7 +233,7 @@ class HFStepModel:
         return self._prefix
 
     def _prefill_after(self, prefix: SharedPrefix, batch: KVBatch, suffixes: list[list[int]]) -> torch.Tensor:
-        """Prefill rows in groups of bounded shape (see SMALL_PREFILL_TOKENS), in order."""
+        """Prefill rows in groups of bounded shape (models/cpu_shapes.py), in order."""
         if not self.bounded_prefill_shapes:
             return self._prefill_group(prefix, batch, suffixes, max(len(s) for s in suffixes))
         logits = [self._prefill_group(prefix, batch, suffixes[start:end], length)
@@ -353,30 +346,6 @@ class DryLogitsProcessor(LogitsProcessor):
 
     def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor) -> torch.FloatTensor:
         return cast(torch.FloatTensor, dry_logits(scores, input_ids, self.settings, self.breakers))
-
-
-def prefill_groups(lengths: list[int]) -> list[tuple[int, int, int]]:
-    """Consecutive rows as (start, end, padded length) groups: rows x length is at most
-    SMALL_PREFILL_TOKENS as it is; otherwise the rows share one length padded to a multiple of
-    PREFILL_PAD_TOKENS (no row is padded past its own multiple) and rows x length is at most
-    MAX_PREFILL_TOKENS (one row alone may need more)."""
-    def padded(length: int) -> int:
-        return -(-length // PREFILL_PAD_TOKENS) * PREFILL_PAD_TOKENS
-
-    def fits(rows: int, longest: int, shortest: int) -> bool:
-        return rows * longest <= SMALL_PREFILL_TOKENS or (
-            padded(shortest) == padded(longest) and rows * padded(longest) <= MAX_PREFILL_TOKENS)
-
-    groups: list[tuple[int, int, int]] = []
-    start = 0
-    while start < len(lengths):
-        end = start + 1
-        while end < len(lengths) and fits(end + 1 - start, max(lengths[start:end + 1]), min(lengths[start:end + 1])):
-            end += 1
-        rows, longest = end - start, max(lengths[start:end])
-        groups.append((start, end, longest if rows * longest <= SMALL_PREFILL_TOKENS else padded(longest)))
-        start = end
-    return groups
 
 
 def _filled(layer: object) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,4 +1,4 @@
-"""A CPU prefill meets only a bounded set of matrix shapes (models.hf.SMALL_PREFILL_TOKENS): oneDNN
+"""A CPU prefill meets only a bounded set of matrix shapes (models/cpu_shapes.py): oneDNN
 keeps what it builds for every shape it meets, so a prefill of any size would grow resident
 memory for good. Grouped and padded so, rows write exactly what they write alone."""
 
@@ -13,14 +13,14 @@ import torch
 from bot.engine.requests import GenerationRequest
 from bot.engine.worker import Engine
 from models.base import Prompt
-from models.hf import (
+from models.cpu_shapes import (
     MAX_PREFILL_TOKENS,
     PREFILL_PAD_TOKENS,
     SMALL_PREFILL_TOKENS,
-    HFStepModel,
-    load_hf_model,
     prefill_groups,
+    warm_matrix_shapes,
 )
+from models.hf import HFStepModel, load_hf_model
 from models.params import GenerationParams
 from tests.tiny_models import write_tiny_llama
 
@@ -102,3 +102,23 @@ def test_gpu_prefill_is_not_cut(tiny_llama: HFStepModel, tmp_path: Path) -> None
             hook.remove()
     assert max(seen) >= len(prompt) - len(gpu_like.shared_prefix().ids)
     torch.testing.assert_close(pieces, whole, rtol=1e-4, atol=1e-4)
+
+
+async def test_the_warm_up_meets_every_shape_the_engine_then_meets(tmp_path: Path) -> None:
+    model = load_hf_model(str(write_tiny_llama(tmp_path)), torch.device("cpu"), dtype=torch.bfloat16)
+    met: set[tuple[int, int, int]] = set()  # (in, out, rows) of every linear product
+    hooks = [module.register_forward_pre_hook(
+        lambda m, args: met.add((m.in_features, m.out_features, args[0].shape[:-1].numel())))
+        for module in model.model.modules() if isinstance(module, torch.nn.Linear)]
+    try:
+        assert warm_matrix_shapes(model.model) == len(met)
+        warmed, met = set(met), set()
+        prompts = [Prompt("a lighthouse", history=LONG_STORY), Prompt("owls"), Prompt("the sea", history=LONG_STORY[:1])]
+        async with Engine(lambda name: model, "tiny", max_batch=4) as engine:
+            handles = [engine.submit(GenerationRequest(p, GREEDY, fairness_key=str(i))) for i, p in enumerate(prompts)]
+            for handle in handles:
+                await handle.result()
+    finally:
+        for hook in hooks:
+            hook.remove()
+    assert met and met <= warmed, f"shapes met after the warm-up: {sorted(met - warmed)}"

@@ -12,7 +12,8 @@ import torch
 from bot.engine.requests import GenerationRequest
 from bot.engine.worker import Engine
 from models.base import Prompt
-from models.hf import PREFILL_PAD_TOKENS, HFStepModel, load_hf_model
+from models.cpu_shapes import PREFILL_PAD_TOKENS
+from models.hf import HFStepModel, load_hf_model
 from models.params import GenerationParams
 from tests.tiny_models import write_tiny_gpt2
 
