@@ -124,7 +124,9 @@ async def engine_level(model: HFStepModel, jobs: list[tuple[str, GenerationParam
 async def remote_level(url: str, jobs: list[tuple[str, GenerationParams]], in_flight: int) -> Level:
     import aiohttp  # discord.py's HTTP client, already installed
 
-    async with aiohttp.ClientSession(base_url=url) as session:
+    # A fresh connection per request: llama-server closes idle keep-alive connections, and a
+    # reused one then fails with "Server disconnected" (loopback connects cost nothing here).
+    async with aiohttp.ClientSession(base_url=url, connector=aiohttp.TCPConnector(force_close=True)) as session:
         async def one(topic: str, params: GenerationParams, clock: StreamClock) -> None:
             body = {"messages": chat_messages(topic, [], None), "max_tokens": params.max_new_tokens, "stream": True,
                     "temperature": params.temperature if params.do_sample else 0.0, "top_p": params.top_p,
