@@ -21,8 +21,8 @@ from typing import Any
 
 import torch
 
-from models.llama_step import LlamaDecodeStep, supports
 from models import native_step
+from models.llama_step import LlamaDecodeStep, supports
 from models.native_step import NativeDecodeStep, supported_shapes
 from models.weight_formats import WeightFormat, int4_supported
 

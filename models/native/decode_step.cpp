@@ -7,6 +7,7 @@
 #include <ATen/Parallel.h>
 #include <immintrin.h>
 #include <cmath>
+#include <type_traits>
 #include <vector>
 
 namespace {
@@ -32,28 +33,34 @@ float min_sums(const float* m, const float* xsum, int64_t blocks) {
   return s;
 }
 
+// R rows at compile time: the accumulators stay in registers (a runtime count spilled them to
+// the stack, and every block waited on a store and a load: 2.5x slower).
+template <int R>
 __attribute__((target("avx512f,avx512bw,avx512dq,fma")))
-void q4_avx512(const Q4& w, const float* x, const float* xsum, int rows, int64_t n0, int64_t n1, float* y) {
+void q4_avx512(const Q4& w, const float* x, const float* xsum, int64_t n0, int64_t n1, float* y) {
   const int64_t blocks = w.k / BLOCK;
   const __m512i low = _mm512_set1_epi32(0xF);
   for (int64_t n = n0; n < n1; ++n) {
-    __m512 acc[MAX_ROWS][2];
-    for (int b = 0; b < rows; ++b) acc[b][0] = acc[b][1] = _mm512_setzero_ps();
+    __m512 acc[R][2];
+    for (int b = 0; b < R; ++b) acc[b][0] = acc[b][1] = _mm512_setzero_ps();
     const uint8_t* q = w.qs + n * blocks * 16;
     const float* d = w.d + n * blocks;
-    for (int64_t i = 0; i < blocks; ++i) {
+    // Two blocks a turn, each on its own accumulators: two chains hide the FMA latency.
+    for (int64_t pair = 0; pair < blocks; pair += 2)
+    for (int chain = 0; chain < 2 && pair + chain < blocks; ++chain) {
+      const int64_t i = pair + chain;
       __m512i levels = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16 * i)));
       __m512 lo = _mm512_cvtepi32_ps(_mm512_and_si512(levels, low));   // weights 0..15 of the block
       __m512 hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(levels, 4));   // weights 16..31
       __m512 scale = _mm512_set1_ps(d[i]);
-      for (int b = 0; b < rows; ++b) {
+      for (int b = 0; b < R; ++b) {
         const float* xb = x + b * w.k + BLOCK * i;
         __m512 t = _mm512_mul_ps(lo, _mm512_loadu_ps(xb));
         t = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xb + 16), t);
-        acc[b][i & 1] = _mm512_fmadd_ps(scale, t, acc[b][i & 1]);  // two chains hide FMA latency
+        acc[b][chain] = _mm512_fmadd_ps(scale, t, acc[b][chain]);
       }
     }
-    for (int b = 0; b < rows; ++b)
+    for (int b = 0; b < R; ++b)
       y[b * w.n + n] = _mm512_reduce_add_ps(_mm512_add_ps(acc[b][0], acc[b][1])) +
                        min_sums(w.m + n * blocks, xsum + b * blocks, blocks);
   }
@@ -67,10 +74,12 @@ float hsum256(__m256 v) {
   return _mm_cvtss_f32(s);
 }
 
+template <int R>
 __attribute__((target("avx2,fma")))
-void q4_avx2(const Q4& w, const float* x, const float* xsum, int rows, int64_t n0, int64_t n1, float* y) {
+void q4_avx2(const Q4& w, const float* x, const float* xsum, int64_t n0, int64_t n1, float* y) {
   const int64_t blocks = w.k / BLOCK;
   const __m256i low = _mm256_set1_epi32(0xF);
+  constexpr int rows = R;
   for (int64_t n = n0; n < n1; ++n) {
     __m256 acc[MAX_ROWS];
     for (int b = 0; b < rows; ++b) acc[b] = _mm256_setzero_ps();
@@ -113,33 +122,38 @@ void q4_plain(const Q4& w, const float* x, const float* xsum, int rows, int64_t 
 }
 
 // ---- Q8_0 rows: y[b, n] = sum_k d_k * dot(q_k, x_bk) --------------------------------------
+template <int R>
 __attribute__((target("avx512f,avx512bw,avx512dq,fma")))
-void q8_avx512(const Q8& w, const float* x, int rows, int64_t n0, int64_t n1, float* y) {
+void q8_avx512(const Q8& w, const float* x, int64_t n0, int64_t n1, float* y) {
   const int64_t blocks = w.k / BLOCK;
   for (int64_t n = n0; n < n1; ++n) {
-    __m512 acc[MAX_ROWS][2];
-    for (int b = 0; b < rows; ++b) acc[b][0] = acc[b][1] = _mm512_setzero_ps();
+    __m512 acc[R][2];
+    for (int b = 0; b < R; ++b) acc[b][0] = acc[b][1] = _mm512_setzero_ps();
     const int8_t* q = w.qs + n * w.k;
     const float* d = w.d + n * blocks;
-    for (int64_t i = 0; i < blocks; ++i) {
+    for (int64_t pair = 0; pair < blocks; pair += 2)
+    for (int chain = 0; chain < 2 && pair + chain < blocks; ++chain) {
+      const int64_t i = pair + chain;
       const __m128i* p = reinterpret_cast<const __m128i*>(q + BLOCK * i);
       __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(p)));
       __m512 c = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(p + 1)));
       __m512 scale = _mm512_set1_ps(d[i]);
-      for (int b = 0; b < rows; ++b) {
+      for (int b = 0; b < R; ++b) {
         const float* xb = x + b * w.k + BLOCK * i;
         __m512 t = _mm512_mul_ps(a, _mm512_loadu_ps(xb));
         t = _mm512_fmadd_ps(c, _mm512_loadu_ps(xb + 16), t);
-        acc[b][i & 1] = _mm512_fmadd_ps(scale, t, acc[b][i & 1]);
+        acc[b][chain] = _mm512_fmadd_ps(scale, t, acc[b][chain]);
       }
     }
-    for (int b = 0; b < rows; ++b) y[b * w.n + n] = _mm512_reduce_add_ps(_mm512_add_ps(acc[b][0], acc[b][1]));
+    for (int b = 0; b < R; ++b) y[b * w.n + n] = _mm512_reduce_add_ps(_mm512_add_ps(acc[b][0], acc[b][1]));
   }
 }
 
+template <int R>
 __attribute__((target("avx2,fma")))
-void q8_avx2(const Q8& w, const float* x, int rows, int64_t n0, int64_t n1, float* y) {
+void q8_avx2(const Q8& w, const float* x, int64_t n0, int64_t n1, float* y) {
   const int64_t blocks = w.k / BLOCK;
+  constexpr int rows = R;
   for (int64_t n = n0; n < n1; ++n) {
     __m256 acc[MAX_ROWS];
     for (int b = 0; b < rows; ++b) acc[b] = _mm256_setzero_ps();
@@ -175,6 +189,21 @@ void q8_plain(const Q8& w, const float* x, int rows, int64_t n0, int64_t n1, flo
     }
 }
 
+// Calls f with std::integral_constant<int, rows> (1..MAX_ROWS): kernels take rows at compile time.
+template <typename F>
+void with_rows(int rows, F&& f) {
+  switch (rows) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
+    case 6: return f(std::integral_constant<int, 6>{});
+    case 7: return f(std::integral_constant<int, 7>{});
+    default: return f(std::integral_constant<int, 8>{});
+  }
+}
+
 constexpr int64_t GRAIN = 16;  // output rows per task: enough work to outweigh scheduling
 
 void q4_product(const Q4& w, const float* x, int rows, float* y, std::vector<float>& xsum) {
@@ -185,17 +214,21 @@ void q4_product(const Q4& w, const float* x, int rows, float* y, std::vector<flo
       for (int j = 0; j < BLOCK; ++j) xsum[b * blocks + i] += x[b * w.k + BLOCK * i + j];
   const float* xs = xsum.data();
   at::parallel_for(0, w.n, GRAIN, [&](int64_t n0, int64_t n1) {
-    if (ISA == 2) q4_avx512(w, x, xs, rows, n0, n1, y);
-    else if (ISA == 1) q4_avx2(w, x, xs, rows, n0, n1, y);
-    else q4_plain(w, x, xs, rows, n0, n1, y);
+    if (ISA == 0) return q4_plain(w, x, xs, rows, n0, n1, y);
+    with_rows(rows, [&](auto r) {
+      if (ISA == 2) q4_avx512<decltype(r)::value>(w, x, xs, n0, n1, y);
+      else q4_avx2<decltype(r)::value>(w, x, xs, n0, n1, y);
+    });
   });
 }
 
 void q8_product(const Q8& w, const float* x, int rows, float* y) {
   at::parallel_for(0, w.n, GRAIN, [&](int64_t n0, int64_t n1) {
-    if (ISA == 2) q8_avx512(w, x, rows, n0, n1, y);
-    else if (ISA == 1) q8_avx2(w, x, rows, n0, n1, y);
-    else q8_plain(w, x, rows, n0, n1, y);
+    if (ISA == 0) return q8_plain(w, x, rows, n0, n1, y);
+    with_rows(rows, [&](auto r) {
+      if (ISA == 2) q8_avx512<decltype(r)::value>(w, x, n0, n1, y);
+      else q8_avx2<decltype(r)::value>(w, x, n0, n1, y);
+    });
   });
 }
 
@@ -344,11 +377,31 @@ torch::Tensor step(torch::Tensor tokens, torch::Tensor positions, torch::Tensor 
   return logits;
 }
 
+// One product alone (benchmarks and tests): x (rows, K) float32 -> (rows, N).
+torch::Tensor linear_q4(torch::Tensor x, torch::Tensor qs, torch::Tensor d, torch::Tensor m) {
+  auto input = x.to(torch::kFloat32).contiguous();
+  Q4 w{qs.data_ptr<uint8_t>(), d.data_ptr<float>(), m.data_ptr<float>(), qs.size(0), qs.size(1) * 2};
+  auto out = torch::empty({input.size(0), w.n}, torch::kFloat32);
+  std::vector<float> xsum;
+  q4_product(w, input.data_ptr<float>(), static_cast<int>(input.size(0)), out.data_ptr<float>(), xsum);
+  return out;
+}
+
+torch::Tensor linear_q8(torch::Tensor x, torch::Tensor qs, torch::Tensor d) {
+  auto input = x.to(torch::kFloat32).contiguous();
+  Q8 w{qs.data_ptr<int8_t>(), d.data_ptr<float>(), qs.size(0), qs.size(1)};
+  auto out = torch::empty({input.size(0), w.n}, torch::kFloat32);
+  q8_product(w, input.data_ptr<float>(), static_cast<int>(input.size(0)), out.data_ptr<float>());
+  return out;
+}
+
 std::string isa_name() { return ISA == 2 ? "AVX-512" : ISA == 1 ? "AVX2" : "plain C++"; }
 
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   module.def("step", &step, "one decode step of every row (see decode_step.cpp)");
+  module.def("linear_q4", &linear_q4, "x @ W.T for Q4_1 blocks (qs, d, m)");
+  module.def("linear_q8", &linear_q8, "x @ W.T for Q8_0 blocks (qs, d)");
   module.def("isa", &isa_name, "the instruction set the kernels chose on this processor");
 }

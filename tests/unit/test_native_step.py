@@ -22,7 +22,7 @@ from models.base import Prompt
 from models.decode_plan import DecodePlan, build_step, choose_plan
 from models.hf import HFStepModel, load_hf_model
 from models.llama_step import LlamaDecodeStep
-from models.native_step import NativeDecodeStep, q4_1_blocks, q4_1_grid, q8_0_grid
+from models.native_step import NativeDecodeStep, q4_1_blocks, q4_1_grid, q8_0_blocks, q8_0_grid
 from models.params import GenerationParams
 from tests.tiny_models import write_tiny_llama
 
@@ -81,6 +81,19 @@ def test_blocks_keep_gguf_nibble_order_and_a_grid_weight_exactly() -> None:
     level = ((weight[0, :32] - blocks["m"][0, 0]) / blocks["d"][0, 0]).round().to(torch.uint8)
     assert int(first) == int(level[0]) | (int(level[16]) << 4)  # byte j: weight j low, j + 16 high
     torch.testing.assert_close(q4_1_grid(weight), weight, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 8])
+def test_block_products_equal_float_products_of_the_same_weights(kernels: ModuleType, rows: int) -> None:
+    """Shapes with an odd number of blocks and rows that do not fill a task, in every kernel width."""
+    torch.manual_seed(1)
+    weight, x = torch.randn(37, 96), torch.randn(rows, 96)
+    blocks = q4_1_blocks(weight)
+    torch.testing.assert_close(kernels.linear_q4(x, blocks["qs"], blocks["d"], blocks["m"]),
+                               x @ q4_1_grid(weight).T, rtol=1e-5, atol=1e-4)
+    out = q8_0_blocks(weight)
+    torch.testing.assert_close(kernels.linear_q8(x, out["qs"], out["d"]), x @ q8_0_grid(weight).T,
+                               rtol=1e-5, atol=1e-4)
 
 
 @pytest.mark.parametrize("prompts", [[[5, 9, 30, 41, 7, 2]], [[5, 9, 30, 41, 7, 2], [12, 3], [8, 8, 100, 4]]],
