@@ -48,11 +48,21 @@ def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
 
 
+@pytest.fixture(scope="module")
+def wide_heads_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Heads 64 wide, as SmolLM2's are (the vector attention kernel's width)."""
+    return write_tiny_llama(tmp_path_factory.mktemp("tiny-llama-64"), heads=1, kv_heads=1)
+
+
 @pytest.fixture
 def llama(llama_dir: Path, tmp_path: Path) -> HFStepModel:
     """The tiny Llama in float32, its products on the Q4_1 grid and its (tied) embeddings on the
     Q8_0 grid, as SmolLM2's GGUF has them: the compiled step then holds its weights exactly."""
-    model = load_hf_model(str(llama_dir), CPU, torch.float32, decode="off", cache_dir=tmp_path)
+    return on_gguf_grids(load_hf_model(str(llama_dir), CPU, torch.float32, decode="off", cache_dir=tmp_path))
+
+
+def on_gguf_grids(model: HFStepModel) -> HFStepModel:
+    """`model` with its products on the Q4_1 grid and its tied embeddings on the Q8_0 grid."""
     with torch.no_grad():
         for layer in model.model.model.layers:
             for linear in (*(getattr(layer.self_attn, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj")),
@@ -98,8 +108,13 @@ def test_block_products_equal_float_products_of_the_same_weights(kernels: Module
 
 @pytest.mark.parametrize("prompts", [[[5, 9, 30, 41, 7, 2]], [[5, 9, 30, 41, 7, 2], [12, 3], [8, 8, 100, 4]]],
                          ids=["one row", "three left-padded rows"])
+@pytest.mark.parametrize("heads", ["16 wide", "64 wide"])
 def test_native_logits_equal_the_float_step_of_the_same_weights(llama: HFStepModel, kernels: ModuleType,
-                                                                   prompts: list[list[int]]) -> None:
+                                                                   prompts: list[list[int]], heads: str,
+                                                                   wide_heads_dir: Path, tmp_path: Path) -> None:
+    if heads == "64 wide":
+        llama = on_gguf_grids(load_hf_model(str(wide_heads_dir), CPU, torch.float32, decode="off",
+                                            cache_dir=tmp_path))
     llama.small_step, llama.small_batch = LlamaDecodeStep.build(llama.model, "dense", "dense"), 8
     reference = decode_steps(llama, prompts, 40)  # past the cache's 32 spare columns: one reallocation
     llama.small_step = NativeDecodeStep.build(llama.model, kernels)
@@ -126,9 +141,12 @@ async def test_greedy_rows_equal_generate_while_the_batch_crosses_between_paths(
         assert results[topic].text == llama.decode_text(out[0, ids.shape[1]:].tolist()).strip(), topic
 
 
-def test_a_bfloat16_cache_is_read_and_written(llama_dir: Path, tmp_path: Path, kernels: ModuleType) -> None:
+@pytest.mark.parametrize("heads", ["16 wide", "64 wide"])
+def test_a_bfloat16_cache_is_read_and_written(llama_dir: Path, wide_heads_dir: Path, tmp_path: Path,
+                                              kernels: ModuleType, heads: str) -> None:
     """In bfloat16 (the engine's dtype here) the compiled step stays near transformers' forward."""
-    model = load_hf_model(str(llama_dir), CPU, torch.bfloat16, decode="off", cache_dir=tmp_path)
+    folder = wide_heads_dir if heads == "64 wide" else llama_dir
+    model = load_hf_model(str(folder), CPU, torch.bfloat16, decode="off", cache_dir=tmp_path)
     prompts = [[5, 9, 30, 41, 7, 2], [12, 3]]
     full = decode_steps(model, prompts, 4)
     model.small_step, model.small_batch = NativeDecodeStep.build(model.model, kernels), 8
