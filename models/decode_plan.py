@@ -148,15 +148,27 @@ def build_native(model: Any, plan: DecodePlan, gguf_path: Path | None, cache_dir
             return NativeDecodeStep.from_tensors(model, kernels, torch.load(cached, mmap=True, weights_only=True))
         except Exception as error:  # a damaged or foreign file: pack again and overwrite it
             log.warning("packed weights in %s could not be read (%s); packing again", cached, error)
-    step = NativeDecodeStep.build(model, kernels)
+    step = NativeDecodeStep.build(model, kernels, _file_weights(model, gguf_path))
     if cached is not None:
         _save_atomically(step.tensors(), cached)
     return step
 
 
+def _file_weights(model: Any, gguf_path: Path | None) -> dict[str, torch.Tensor] | None:
+    """The GGUF file's own float32 weights (a bfloat16 model rounded its blocks' scales), or None
+    where there is no file or it cannot be read (the loaded weights are packed instead)."""
+    if gguf_path is None:
+        return None
+    try:
+        return native_step.gguf_weights(model, gguf_path)
+    except Exception as error:
+        log.warning("could not read the blocks of %s (%s); packing the loaded weights", gguf_path.name, error)
+        return None
+
+
 def _cache_file(cache_dir: Path, gguf_path: Path, plan: DecodePlan, model: Any) -> Path:
     stat = gguf_path.stat()
-    formats = ["q4_1", "q8_0"] if plan.native else [plan.layers, plan.output]
+    formats = ["q4_1", "q8_0", native_step.PACK_VERSION] if plan.native else [plan.layers, plan.output]
     key = json.dumps([str(gguf_path.resolve()), stat.st_size, stat.st_mtime_ns, *formats,
                       str(model.get_input_embeddings().weight.dtype), torch.__version__])
     return cache_dir / f"{gguf_path.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"

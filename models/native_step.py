@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 SOURCE = Path(__file__).parent / "native" / "decode_step.cpp"
 BLOCK = 32  # GGUF's block of weights that share a scale (and, in Q4_1, a minimum)
 MAX_ROWS = 8  # the C++ step's limit (MAX_ROWS there)
+PACK_VERSION = "gguf-exact-1"  # part of the packed cache's key: a change of packing packs again
 LAYER_TENSORS = 14  # per layer: 2 norms and 4 products of 3 tensors each
 _loaded: dict[Path, ModuleType] = {}
 
@@ -112,16 +113,21 @@ class NativeDecodeStep:
         self.kv_heads = int(config.num_key_value_heads)
         self.head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // self.heads)
         self.eps = float(config.rms_norm_eps)
-        self.embed = model.get_input_embeddings().weight
+        # Tied embeddings (SmolLM2's): input rows are read from the output layer's Q8_0 blocks, as
+        # llama.cpp reads them, so an empty tensor stands for them; else the model's own table.
+        embed = model.get_input_embeddings().weight
+        tied = embed is model.get_output_embeddings().weight
+        self.embed = embed.new_empty(0) if tied else embed
         rotary = model.model.rotary_emb  # transformers' own inverse frequencies (any rope scaling)
         self.inv_freq = rotary.inv_freq.detach().float().contiguous()
         self.rope_scaling = float(getattr(rotary, "attention_scaling", 1.0))
         self.weights = tensors
 
     @classmethod
-    def build(cls, model: Any, kernels: ModuleType) -> NativeDecodeStep:
-        """Round `model`'s products to Q4_1 blocks and its output layer to Q8_0 ones."""
-        return cls(model, kernels, pack_model(model))
+    def build(cls, model: Any, kernels: ModuleType, source: dict[str, torch.Tensor] | None = None) -> NativeDecodeStep:
+        """Round `model`'s products to Q4_1 blocks and its output layer to Q8_0 ones; weights
+        in `source` (float32, by parameter name) are read rather than the model's own."""
+        return cls(model, kernels, pack_model(model, source))
 
     def tensors(self) -> dict[str, torch.Tensor]:
         """Every weight tensor by its place (what the on-disk cache stores)."""
@@ -151,21 +157,45 @@ class NativeDecodeStep:
         return logits
 
 
-def pack_model(model: Any) -> list[torch.Tensor]:
-    """The flat list the C++ step reads (see `step` in decode_step.cpp for the order)."""
-    def norm(weight: torch.Tensor) -> torch.Tensor:
-        return weight.detach().float().contiguous()
+def gguf_weights(model: Any, gguf_path: Path) -> dict[str, torch.Tensor]:
+    """The GGUF file's weights in float32 by `model`'s parameter names, as transformers reads them
+    (q and k rows unpermuted). A model loaded in bfloat16 rounded its blocks' scales and minima;
+    these are exact, so the blocks packed from them are the file's own (levels, d and m)."""
+    from transformers.modeling_gguf_pytorch_utils import load_gguf_checkpoint
 
-    def q4(weight: torch.Tensor) -> list[torch.Tensor]:
-        blocks = q4_1_blocks(weight)
+    parsed = load_gguf_checkpoint(str(gguf_path), return_tensors=True, model_to_load=model)
+    return {name: tensor.float() for name, tensor in parsed.get("tensors", {}).items()}
+
+
+def pack_model(model: Any, source: dict[str, torch.Tensor] | None = None) -> list[torch.Tensor]:
+    """The flat list the C++ step reads (see `step` in decode_step.cpp for the order)."""
+    names = {id(parameter): name for name, parameter in model.named_parameters()}
+    found = {"source": 0, "model": 0}
+
+    def weight(parameter: torch.Tensor) -> torch.Tensor:
+        exact = (source or {}).get(names.get(id(parameter), ""))
+        if exact is not None and exact.shape == parameter.shape:
+            found["source"] += 1
+            return exact
+        found["model"] += 1
+        return parameter.detach()
+
+    def norm(parameter: torch.Tensor) -> torch.Tensor:
+        return weight(parameter).float().contiguous()
+
+    def q4(*parameters: torch.Tensor) -> list[torch.Tensor]:
+        blocks = q4_1_blocks(torch.cat([weight(p).float() for p in parameters]))
         return [blocks["qs"], blocks["d"], blocks["m"]]
 
     flat: list[torch.Tensor] = []
     for layer in model.model.layers:
         attn, mlp = layer.self_attn, layer.mlp
-        flat += [norm(layer.input_layernorm.weight),
-                 *q4(torch.cat([attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight])),
+        flat += [norm(layer.input_layernorm.weight), *q4(attn.q_proj.weight, attn.k_proj.weight, attn.v_proj.weight),
                  *q4(attn.o_proj.weight), norm(layer.post_attention_layernorm.weight),
-                 *q4(torch.cat([mlp.gate_proj.weight, mlp.up_proj.weight])), *q4(mlp.down_proj.weight)]
-    output = q8_0_blocks(model.get_output_embeddings().weight)
-    return [*flat, norm(model.model.norm.weight), output["qs"], output["d"]]
+                 *q4(mlp.gate_proj.weight, mlp.up_proj.weight), *q4(mlp.down_proj.weight)]
+    output = q8_0_blocks(weight(model.get_output_embeddings().weight))
+    flat += [norm(model.model.norm.weight), output["qs"], output["d"]]
+    if source is not None:
+        log.info("native step: %d weights read from the GGUF file, %d from the loaded model",
+                 found["source"], found["model"])
+    return flat

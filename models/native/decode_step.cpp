@@ -355,7 +355,8 @@ void store(torch::Tensor& buffer, int rows, int64_t kv_heads, int64_t dim, int64
 }
 
 // weights: per layer [input_norm, qkv (qs, d, m), out (qs, d, m), post_norm, gate_up (qs, d, m), down (qs, d, m)];
-// then final_norm, output (qs int8 (N, K), d). keys/values: per layer, the cache buffers; `length`
+// then final_norm, output (qs int8 (N, K), d). An empty `embed` means tied embeddings: the
+// input rows come from the output layer's blocks. keys/values: per layer, the cache buffers; `length`
 // columns are filled, column `length` is written here. mask (rows, length + 1) uint8.
 torch::Tensor step(torch::Tensor tokens, torch::Tensor positions, torch::Tensor mask, torch::Tensor embed,
                    std::vector<torch::Tensor> weights, std::vector<torch::Tensor> keys, std::vector<torch::Tensor> values,
@@ -364,11 +365,26 @@ torch::Tensor step(torch::Tensor tokens, torch::Tensor positions, torch::Tensor 
   const int rows = static_cast<int>(tokens.size(0));
   TORCH_CHECK(rows >= 1 && rows <= MAX_ROWS, "the native step takes 1 to ", MAX_ROWS, " rows");
   TORCH_CHECK(mask.size(1) == length + 1, "the mask needs one column per cached token and the new one");
-  const int64_t width = embed.size(1), layers = static_cast<int64_t>(keys.size());
+  const int64_t layers = static_cast<int64_t>(keys.size());
+  const size_t tail = static_cast<size_t>(layers) * 14;
+  const auto& out_qs = weights[tail + 1];
+  const int64_t width = out_qs.size(1);
   const int64_t q_width = heads * dim, kv_width = kv_heads * dim, qkv_width = q_width + 2 * kv_width;
   const float fe = static_cast<float>(eps);
-  auto e32 = embed.index_select(0, tokens).to(torch::kFloat32).contiguous();
-  std::vector<float> x(e32.data_ptr<float>(), e32.data_ptr<float>() + rows * width);
+  std::vector<float> x(rows * width);
+  const int64_t* token = tokens.data_ptr<int64_t>();
+  if (embed.numel() == 0) {  // tied embeddings: a token's input row is its output layer's Q8_0 row
+    const int8_t* q = out_qs.data_ptr<int8_t>();
+    const float* d = weights[tail + 2].data_ptr<float>();
+    for (int b = 0; b < rows; ++b) {
+      TORCH_CHECK(token[b] >= 0 && token[b] < out_qs.size(0), "token id out of the vocabulary");
+      for (int64_t i = 0; i < width; ++i)
+        x[b * width + i] = d[token[b] * (width / BLOCK) + i / BLOCK] * q[token[b] * width + i];
+    }
+  } else {
+    auto e32 = embed.index_select(0, tokens).to(torch::kFloat32).contiguous();
+    std::copy(e32.data_ptr<float>(), e32.data_ptr<float>() + rows * width, x.begin());
+  }
   std::vector<float> h(rows * width), qkv, attended(rows * q_width), delta(rows * width), xsum, act;
   // Rotary angles per row, as transformers' LlamaRotaryEmbedding computes them.
   const int64_t half = dim / 2;
@@ -418,9 +434,7 @@ torch::Tensor step(torch::Tensor tokens, torch::Tensor positions, torch::Tensor 
     q4_product(q4_of(weights, at + 11), act.data(), rows, delta.data(), xsum);
     for (int64_t i = 0; i < rows * width; ++i) x[i] += delta[i];
   }
-  const size_t tail = static_cast<size_t>(layers) * 14;
   for (int b = 0; b < rows; ++b) rms_norm(&x[b * width], weights[tail].data_ptr<float>(), width, fe, &h[b * width]);
-  const auto& out_qs = weights[tail + 1];
   Q8 out{out_qs.data_ptr<int8_t>(), weights[tail + 2].data_ptr<float>(), out_qs.size(0), out_qs.size(1)};
   auto logits = torch::empty({rows, out.n}, torch::kFloat32);
   q8_product(out, h.data(), rows, logits.data_ptr<float>());

