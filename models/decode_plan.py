@@ -94,7 +94,8 @@ def choose_plan(model: Any, device: torch.device, gguf_path: Path | None,
                                            and int4_supported(config.intermediate_size)):
         layers = "dense" if layers == "int4" else layers
         output = "int8" if output == "int4" else output
-    native = requested == NATIVE and supported_shapes(model)
+    native = (requested == NATIVE and supported_shapes(model)  # the C++ reads float32 or bfloat16 caches only
+              and model.get_input_embeddings().weight.dtype in (torch.float32, torch.bfloat16))
     if native:
         max_batch = min(max_batch, NativeDecodeStep.max_rows)
     return DecodePlan(layers, output, max_batch, processor, native)  # type: ignore[arg-type]
