@@ -15,6 +15,7 @@ the caller keeps the torch step.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import sys
 from pathlib import Path
@@ -25,7 +26,8 @@ import torch
 
 log = logging.getLogger(__name__)
 
-SOURCE = Path(__file__).parent / "native" / "decode_step.cpp"
+SOURCE_DIR = Path(__file__).parent / "native"
+SOURCE = SOURCE_DIR / "decode_step.cpp"  # includes the headers beside it
 BLOCK = 32  # GGUF's block of weights that share a scale (and, in Q4_1, a minimum)
 MAX_ROWS = 8  # the C++ step's limit (MAX_ROWS there)
 PACK_VERSION = "gguf-exact-1"  # part of the packed cache's key: a change of packing packs again
@@ -39,9 +41,19 @@ def kernels_dir(cache_dir: Path) -> Path:
     return cache_dir / "native" / f"torch-{torch.__version__.replace('+', '-')}-{python}"
 
 
+def source_digest() -> str:
+    """A hash of the C++ source and its headers: torch watches only the .cpp for changes, so the
+    module's name carries this and an edited header builds a new module."""
+    digest = hashlib.sha256()
+    for path in sorted(SOURCE_DIR.iterdir()):
+        if path.suffix in (".cpp", ".h"):
+            digest.update(path.name.encode() + path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def load_kernels(cache_dir: Path) -> ModuleType:
-    """The compiled step, built into `cache_dir` the first time (torch rebuilds only when the
-    source or flags change). Raises when it cannot be built (no compiler, no ninja)."""
+    """The compiled step, built into `cache_dir` the first time and loaded from there afterwards.
+    Raises when it cannot be built (no compiler, no ninja)."""
     folder = kernels_dir(cache_dir)
     if folder not in _loaded:
         from torch.utils.cpp_extension import load
@@ -49,8 +61,8 @@ def load_kernels(cache_dir: Path) -> ModuleType:
         folder.mkdir(parents=True, exist_ok=True)
         # -fopenmp: at::parallel_for is inline and spreads work with OpenMP pragmas; its symbols
         # resolve to torch's own libgomp. No -march: the kernels carry their own target attributes.
-        _loaded[folder] = load(name="storybot_decode_step", sources=[str(SOURCE)], build_directory=str(folder),
-                               extra_cflags=["-O3", "-fopenmp"], verbose=False)
+        _loaded[folder] = load(name=f"storybot_decode_step_{source_digest()}", sources=[str(SOURCE)],
+                               build_directory=str(folder), extra_cflags=["-O3", "-fopenmp"], verbose=False)
     return _loaded[folder]
 
 
