@@ -154,7 +154,7 @@ def main() -> None:
     parser.add_argument("--style", action="store_true", help="score the style setting instead (bench/styles.py)")
     parser.add_argument("--max-batch", type=int, default=64,
                         help="rows per step; 8 or fewer keeps SmolLM2 on its small-batch path throughout")
-    parser.add_argument("--decode", default="auto", help="SmolLM2's small-batch path: auto, off, dense, int8, int4")
+    parser.add_argument("--decode", default="auto", help="SmolLM2's small-batch path: native, auto, off, dense, int8, int4")
     args = parser.parse_args()
     topics = TOPICS[: args.topics]
     # The judge's perplexity always comes from transformers' forward in the model's dtype (a

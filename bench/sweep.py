@@ -8,8 +8,8 @@ Closed loop: at each level N, N requests are in flight until N x rounds have fin
 bench.engine's workload has them. Every line gives tokens/s, TTFT p50 and the per-token latency
 p50 (gap between streamed pieces). `--paths` runs the engine once per decode path on the same
 loaded model, interleaved level by level, so their ratio is measured in one run: "auto" is the
-path models.decode_plan chose for this processor, "off" transformers' forward at every batch
-size. `--remote URL` drives an OpenAI-compatible server (llama.cpp's llama-server, vLLM) with the
+path models.decode_plan chose for this processor, "native" the compiled step
+(models/native_step.py), "off" transformers' forward at every batch size. `--remote URL` drives an OpenAI-compatible server (llama.cpp's llama-server, vLLM) with the
 same prompts over /v1/chat/completions, streaming; its server-side settings are its own.
 The last line is machine-readable.
 """
@@ -149,7 +149,7 @@ def main() -> None:
     parser.add_argument("--levels", default="1,4,16,64", help="requests in flight, comma-separated")
     parser.add_argument("--tokens", type=int, default=128, help="tokens each request writes")
     parser.add_argument("--rounds", type=int, default=2, help="requests per level = in flight x rounds (>= 4)")
-    parser.add_argument("--paths", default="auto", help="decode paths to compare: auto, off, dense, int8, int4")
+    parser.add_argument("--paths", default="auto", help="decode paths to compare: native, auto, off, dense, int8, int4")
     parser.add_argument("--remote", default=None, help="an OpenAI-compatible server's base URL")
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--device", default="auto")

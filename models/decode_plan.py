@@ -5,8 +5,10 @@ large ones by arithmetic: a Llama on the CPU decodes batches up to `DecodePlan.m
 with the hand-trimmed step (models/llama_step.py), its weights packed in as few bits as keep
 the model what it is (int4 for a model that was 4-bit in its GGUF file, int8 for an 8-bit output
 layer, else its own dtype), and larger batches with transformers' forward in the model's dtype.
-The GPU keeps transformers' forward throughout. Packed weights are cached on disk, so the
-second start does not pack them again.
+DECODE_PATH=native asks for the compiled step instead (models/native_step.py: Q4_1 and Q8_0
+blocks, float32 activations, one C++ call a step), for the same batch sizes; where it cannot be
+compiled the torch step serves. The GPU keeps transformers' forward throughout. Packed weights
+(and the compiled step) are cached on disk, so the second start does not pack them again.
 """
 
 from __future__ import annotations
@@ -21,7 +23,9 @@ from typing import Any
 
 import torch
 
+from models import native_step
 from models.llama_step import LlamaDecodeStep, supports
+from models.native_step import NativeDecodeStep, supported_shapes
 from models.weight_formats import WeightFormat, int4_supported
 
 log = logging.getLogger(__name__)
@@ -32,6 +36,7 @@ log = logging.getLogger(__name__)
 # there the dense products catch up sooner (an estimate: no AMX machine was at hand).
 SMALL_BATCH = {"AVX512": 8, "AVX2": 8}
 SMALL_BATCH_AMX = 4
+NATIVE = "native"  # DECODE_PATH value for the compiled step
 GGUF_FORMATS = {"Q4_0": "int4", "Q4_1": "int4", "Q8_0": "int8"}  # block formats the packs hold on their grid
 
 
@@ -43,10 +48,15 @@ class DecodePlan:
     output: WeightFormat
     max_batch: int
     processor: str
+    native: bool = False  # the compiled step (models/native_step.py) rather than the torch one
 
     def describe(self, dtype: torch.dtype) -> str:
         """The one log line that says what was chosen."""
         name = str(dtype).removeprefix("torch.")
+        if self.native:
+            return (f"decode path on {self.processor}: batches of 1-{self.max_batch} rows take the compiled step "
+                    f"(Q4_1 decoder weights, Q8_0 output layer, float32 activations); larger ones transformers' "
+                    f"forward in {name}")
         return (f"decode path on {self.processor}: batches of 1-{self.max_batch} rows take the trimmed step "
                 f"(decoder weights {self.layers if self.layers != 'dense' else name}, output layer "
                 f"{self.output if self.output != 'dense' else name}); larger ones transformers' forward in {name}")
@@ -62,7 +72,9 @@ def cpu_processor() -> tuple[str, bool]:
 def choose_plan(model: Any, device: torch.device, gguf_path: Path | None,
                 requested: str = "auto") -> DecodePlan | None:
     """The plan for `model`, or None where transformers' forward serves every batch (the GPU, a
-    model the trimmed step does not cover, an unknown processor, or `requested` "off")."""
+    model the trimmed step does not cover, an unknown processor, or `requested` "off").
+    "native" asks for the compiled step; `build_step` falls back to the "auto" plan's torch step
+    when it cannot be compiled."""
     if requested == "off" or device.type != "cpu" or not supports(model):
         return None
     capability, amx = cpu_processor()
@@ -82,7 +94,11 @@ def choose_plan(model: Any, device: torch.device, gguf_path: Path | None,
                                            and int4_supported(config.intermediate_size)):
         layers = "dense" if layers == "int4" else layers
         output = "int8" if output == "int4" else output
-    return DecodePlan(layers, output, max_batch, processor)  # type: ignore[arg-type]
+    native = (requested == NATIVE and supported_shapes(model)  # the C++ reads float32 or bfloat16 caches only
+              and model.get_input_embeddings().weight.dtype in (torch.float32, torch.bfloat16))
+    if native:
+        max_batch = min(max_batch, NativeDecodeStep.max_rows)
+    return DecodePlan(layers, output, max_batch, processor, native)  # type: ignore[arg-type]
 
 
 def source_formats(gguf_path: Path | None) -> tuple[WeightFormat, WeightFormat]:
@@ -99,8 +115,16 @@ def source_formats(gguf_path: Path | None) -> tuple[WeightFormat, WeightFormat]:
     return layers, GGUF_FORMATS.get(output, "dense")  # type: ignore[return-value]
 
 
-def build_step(model: Any, plan: DecodePlan, gguf_path: Path | None, cache_dir: Path | None) -> LlamaDecodeStep:
-    """The trimmed step with packed weights, read from `cache_dir` when packed before."""
+def build_step(model: Any, plan: DecodePlan, gguf_path: Path | None,
+               cache_dir: Path | None) -> LlamaDecodeStep | NativeDecodeStep:
+    """The trimmed step with packed weights, read from `cache_dir` when packed before; the
+    compiled one when `plan.native` and it builds (else one warning and the torch step)."""
+    if plan.native:
+        try:
+            return build_native(model, plan, gguf_path, cache_dir or default_cache_dir())
+        except Exception as error:  # no compiler, no ninja, a failed build: the torch step still works
+            log.warning("the compiled decode step is not available (%s); using the torch step",
+                        str(error).splitlines()[0] if str(error) else type(error).__name__)
     if plan.layers == plan.output == "dense":  # fused copies of the model's weights: nothing to cache
         return LlamaDecodeStep.build(model, "dense", "dense")
     cached = _cache_file(cache_dir, gguf_path, plan, model) if cache_dir is not None and gguf_path else None
@@ -116,9 +140,37 @@ def build_step(model: Any, plan: DecodePlan, gguf_path: Path | None, cache_dir: 
     return step
 
 
+def build_native(model: Any, plan: DecodePlan, gguf_path: Path | None, cache_dir: Path) -> NativeDecodeStep:
+    """The compiled step; its blocks read from `cache_dir` when packed before."""
+    kernels = native_step.load_kernels(cache_dir)
+    cached = _cache_file(cache_dir, gguf_path, plan, model) if gguf_path else None
+    if cached is not None and cached.is_file():
+        try:
+            return NativeDecodeStep.from_tensors(model, kernels, torch.load(cached, mmap=True, weights_only=True))
+        except Exception as error:  # a damaged or foreign file: pack again and overwrite it
+            log.warning("packed weights in %s could not be read (%s); packing again", cached, error)
+    step = NativeDecodeStep.build(model, kernels, _file_weights(model, gguf_path))
+    if cached is not None:
+        _save_atomically(step.tensors(), cached)
+    return step
+
+
+def _file_weights(model: Any, gguf_path: Path | None) -> dict[str, torch.Tensor] | None:
+    """The GGUF file's own float32 weights (a bfloat16 model rounded its blocks' scales), or None
+    where there is no file or it cannot be read (the loaded weights are packed instead)."""
+    if gguf_path is None:
+        return None
+    try:
+        return native_step.gguf_weights(model, gguf_path)
+    except Exception as error:
+        log.warning("could not read the blocks of %s (%s); packing the loaded weights", gguf_path.name, error)
+        return None
+
+
 def _cache_file(cache_dir: Path, gguf_path: Path, plan: DecodePlan, model: Any) -> Path:
     stat = gguf_path.stat()
-    key = json.dumps([str(gguf_path.resolve()), stat.st_size, stat.st_mtime_ns, plan.layers, plan.output,
+    formats = ["q4_1", "q8_0", native_step.PACK_VERSION] if plan.native else [plan.layers, plan.output]
+    key = json.dumps([str(gguf_path.resolve()), stat.st_size, stat.st_mtime_ns, *formats,
                       str(model.get_input_embeddings().weight.dtype), torch.__version__])
     return cache_dir / f"{gguf_path.stem}-{hashlib.sha256(key.encode()).hexdigest()[:16]}.pt"
 

@@ -27,6 +27,7 @@ from models.dry import DrySettings, dry_logits, tokenizer_breaker_ids
 from models.embedded import EMBEDDED_NAME, embedded_gguf
 from models.kv_cache import HeadroomLayer
 from models.llama_step import LlamaDecodeStep
+from models.native_step import NativeDecodeStep
 from models.ngram_ban import banned_by_ngrams, ngram_free_token_ids
 from models.params import GenerationParams
 from models.prompts import chat_messages, continuation_text, window
@@ -91,7 +92,8 @@ def load_hf_model(spec: str, device: torch.device, dtype: torch.dtype | None = N
                   cache_dir: Path | None = None) -> HFStepModel:
     """Load `spec`: "smollm2" (embedded GGUF), a local folder, or a hub id such as "gpt2".
 
-    `decode` picks the small-batch path (models.decode_plan): "auto" for this processor, "off"
+    `decode` picks the small-batch path (models.decode_plan): "auto" for this processor, "native"
+    for the compiled step (models.native_step), "off"
     for transformers' forward at every batch size, or "dense"/"int8"/"int4" to force one weight
     format (benchmarks); None reads DECODE_PATH from the environment (default "off"). Packed weights are cached in `cache_dir` (default_cache_dir() if None)."""
     kwargs: dict[str, Any] = {}
@@ -151,7 +153,7 @@ class HFStepModel:
         self._prefix: SharedPrefix | None = None
         self.bounded_prefill_shapes = device.type == "cpu"  # see models/cpu_shapes.py
         # Batches of up to `small_batch` rows decode with `small_step` when there is one (models.decode_plan).
-        self.small_step: LlamaDecodeStep | None = None
+        self.small_step: LlamaDecodeStep | NativeDecodeStep | None = None
         self.small_batch = 0
 
     @torch.inference_mode()

