@@ -65,7 +65,7 @@ def matrix_rows(output_layer: bool) -> list[int]:
 @torch.inference_mode()
 def warm_matrix_shapes(model: Any) -> int:
     """Run each distinct linear layer shape of `model` once at every M of matrix_rows; the number
-    of products run. About 7 s and +270 MiB for SmolLM2 in bfloat16 on 2 Xeon cores."""
+    of products run. About 2 s (quiet) to 7 s (shared) and +270 MiB for SmolLM2 in bfloat16 on 2 Xeon cores."""
     began = time.perf_counter()
     output = model.get_output_embeddings()
     seen: dict[tuple[int, int, bool], torch.nn.Linear] = {}
