@@ -17,8 +17,8 @@ import time
 
 import torch
 
-from models.decode_plan import default_cache_dir
-from models.hf import HFStepModel, load_hf_model
+from bench.sweep import model_with_paths
+from models.hf import HFStepModel
 
 
 def time_steps(model: HFStepModel, rows: int, steps: int) -> float:
@@ -43,11 +43,7 @@ def main() -> None:
     parser.add_argument("--model", default="smollm2")
     args = parser.parse_args()
     paths = args.paths.split(",")
-    model = load_hf_model(args.model, torch.device("cpu"), decode=paths[0])
-    steps = {}
-    for path in paths:
-        model.choose_decode(path, default_cache_dir())
-        steps[path] = (model.small_step, model.small_batch)
+    model, steps = model_with_paths(args.model, torch.device("cpu"), paths)
     load = os.getloadavg()
     print(f"model {args.model} ({model.model.dtype}), cpu {torch.backends.cpu.get_cpu_capability()}, "
           f"load average {load[0]:.2f} {load[1]:.2f}")

@@ -22,6 +22,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -144,6 +145,16 @@ async def remote_level(url: str, jobs: list[tuple[str, GenerationParams]], in_fl
         return await closed_loop(jobs, in_flight, one)
 
 
+def model_with_paths(spec: str, device: torch.device, paths: list[str]) -> tuple[HFStepModel, dict[str, Any]]:
+    """`spec` loaded once, with each decode path's (small_step, small_batch) built to switch between."""
+    model = load_hf_model(spec, device, decode=paths[0])
+    steps = {}
+    for path in paths:
+        model.choose_decode(path, default_cache_dir())
+        steps[path] = (model.small_step, model.small_batch)
+    return model, steps
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--levels", default="1,4,16,64", help="requests in flight, comma-separated")
@@ -157,11 +168,7 @@ def main() -> None:
     levels = [int(x) for x in args.levels.split(",")]
     paths = args.paths.split(",")
     device = pick_device(args.device)
-    model = load_hf_model(args.model, device, decode=paths[0])
-    steps = {}
-    for path in paths:
-        model.choose_decode(path, default_cache_dir())
-        steps[path] = (model.small_step, model.small_batch)
+    model, steps = model_with_paths(args.model, device, paths)
     load = os.getloadavg()
     print(f"model {args.model} on {device} ({next(model.model.parameters()).dtype}), torch threads "
           f"{torch.get_num_threads()}, cpu {torch.backends.cpu.get_cpu_capability()}, load average "

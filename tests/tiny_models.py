@@ -4,6 +4,7 @@ written with save_pretrained and loaded back through the project's real loading 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -66,3 +67,14 @@ def write_tiny_llama(folder: Path, seed: int = 0, heads: int = 4, kv_heads: int 
     model.save_pretrained(folder)
     fast.save_pretrained(folder)
     return folder
+
+
+def decode_steps(model: Any, prompts: list[list[int]], steps: int) -> list[torch.Tensor]:
+    """Logits of `steps` greedy decode steps after prefilling `prompts` together."""
+    batch = model.new_batch()
+    logits = model.prefill(batch, prompts)
+    seen = []
+    for _ in range(steps):
+        logits = model.decode(batch, logits.argmax(dim=-1))
+        seen.append(logits)
+    return seen

@@ -17,7 +17,7 @@ from models.hf import HFStepModel, load_hf_model
 from models.llama_step import LlamaDecodeStep
 from models.params import GenerationParams
 from models.weight_formats import pack
-from tests.tiny_models import write_tiny_llama
+from tests.tiny_models import decode_steps, write_tiny_llama
 
 GREEDY = GenerationParams(model="tiny", strategy="greedy", max_new_tokens=20, min_new_tokens=20,
                           repetition_penalty=1.0, dry_multiplier=0.0, no_repeat_ngram_size=0, stop_at_paragraph=False)
@@ -35,17 +35,6 @@ def llama(llama_dir: Path, tmp_path: Path) -> HFStepModel:
     model = load_hf_model(str(llama_dir), CPU, torch.float32, decode="off", cache_dir=tmp_path)
     model.small_step, model.small_batch = LlamaDecodeStep.build(model.model, "dense", "dense"), 8
     return model
-
-
-def decode_steps(model: HFStepModel, prompts: list[list[int]], steps: int) -> list[torch.Tensor]:
-    """Logits of `steps` greedy decode steps after prefilling `prompts` together."""
-    batch = model.new_batch()
-    logits = model.prefill(batch, prompts)
-    seen = []
-    for _ in range(steps):
-        logits = model.decode(batch, logits.argmax(dim=-1))
-        seen.append(logits)
-    return seen
 
 
 def test_trimmed_step_gives_transformers_logits_for_left_padded_rows(llama: HFStepModel) -> None:

@@ -25,7 +25,7 @@ from models.hf import HFStepModel, load_hf_model
 from models.llama_step import LlamaDecodeStep
 from models.native_step import NativeDecodeStep, q4_1_blocks, q4_1_grid, q8_0_blocks, q8_0_grid
 from models.params import GenerationParams
-from tests.tiny_models import write_tiny_llama
+from tests.tiny_models import decode_steps, write_tiny_llama
 
 CPU = torch.device("cpu")
 GREEDY = GenerationParams(model="tiny", strategy="greedy", max_new_tokens=20, min_new_tokens=20,
@@ -72,17 +72,6 @@ def on_gguf_grids(model: HFStepModel) -> HFStepModel:
         embed = model.model.get_input_embeddings().weight
         embed.copy_(q8_0_grid(embed))
     return model
-
-
-def decode_steps(model: HFStepModel, prompts: list[list[int]], steps: int) -> list[torch.Tensor]:
-    """Logits of `steps` greedy decode steps after prefilling `prompts` together."""
-    batch = model.new_batch()
-    logits = model.prefill(batch, prompts)
-    seen = []
-    for _ in range(steps):
-        logits = model.decode(batch, logits.argmax(dim=-1))
-        seen.append(logits)
-    return seen
 
 
 def test_blocks_keep_gguf_nibble_order_and_a_grid_weight_exactly() -> None:
