@@ -31,6 +31,7 @@ from bot.engine.requests import GenerationRequest
 from bot.engine.worker import Engine
 from bot.limits import DEFAULT_MAX_BATCH
 from models.base import Prompt
+from models.compute_threads import in_passing_thread
 from models.hf import HFStepModel, load_hf_model, pick_device
 from models.params import GenerationParams
 
@@ -215,7 +216,8 @@ def main() -> None:
     device = pick_device(args.device)
     dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
     began = time.perf_counter()
-    model = load_hf_model(args.model, device, dtype)
+    # Loaded and run on passing threads: the engine's worker holds the only OpenMP team (models/compute_threads.py).
+    model = in_passing_thread(lambda: load_hf_model(args.model, device, dtype), "model-load")
     print(f"model {args.model} on {device} ({next(model.model.parameters()).dtype}) loaded in "
           f"{time.perf_counter() - began:.1f} s; torch threads {torch.get_num_threads()}")
     jobs = workload(args.n, args.rate, args.seed, model.name)
@@ -229,12 +231,12 @@ def main() -> None:
     if args.skip_static:
         static = {"tokens_per_s": float("nan")}
     else:
-        static = run_static(model, jobs, args.max_batch)
+        static = in_passing_thread(lambda: run_static(model, jobs, args.max_batch))
         print(f"(b) static:     {static['tokens_per_s']:8.1f} tok/s in {static['elapsed_s']:.1f} s")
     if args.skip_sequential:
         sequential = {"tokens_per_s": float("nan")}
     else:
-        sequential = run_sequential(model, jobs)
+        sequential = in_passing_thread(lambda: run_sequential(model, jobs))
         print(f"(a) sequential: {sequential['tokens_per_s']:8.1f} tok/s in {sequential['elapsed_s']:.1f} s")
     print(f"process peak RSS (all phases, incl. model): "
           f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")

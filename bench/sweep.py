@@ -32,6 +32,7 @@ from bot.engine.requests import GenerationRequest
 from bot.engine.worker import Engine
 from models.base import Prompt
 from models.decode_plan import default_cache_dir
+from models.compute_threads import in_passing_thread
 from models.hf import HFStepModel, load_hf_model, pick_device
 from models.params import GenerationParams
 from models.prompts import chat_messages
@@ -146,13 +147,19 @@ async def remote_level(url: str, jobs: list[tuple[str, GenerationParams]], in_fl
 
 
 def model_with_paths(spec: str, device: torch.device, paths: list[str]) -> tuple[HFStepModel, dict[str, Any]]:
-    """`spec` loaded once, with each decode path's (small_step, small_batch) built to switch between."""
-    model = load_hf_model(spec, device, decode=paths[0])
-    steps = {}
-    for path in paths:
-        model.choose_decode(path, default_cache_dir())
-        steps[path] = (model.small_step, model.small_batch)
-    return model, steps
+    """`spec` loaded once, with each decode path's (small_step, small_batch) built to switch between.
+    Loaded on a passing thread, so the engine's worker holds the process's only OpenMP team
+    (models/compute_threads.py)."""
+
+    def load() -> tuple[HFStepModel, dict[str, Any]]:
+        model = load_hf_model(spec, device, decode=paths[0])
+        steps = {}
+        for path in paths:
+            model.choose_decode(path, default_cache_dir())
+            steps[path] = (model.small_step, model.small_batch)
+        return model, steps
+
+    return in_passing_thread(load, "model-load")
 
 
 def main() -> None:

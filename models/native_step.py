@@ -160,20 +160,11 @@ class NativeDecodeStep:
         layers = cache.layers
         for layer in layers:
             layer.reserve(1)  # room for the new column, so C++ writes it in place
-        # A row alone leaves one core to the event loop, which works on every token too: each
-        # parallel product waits for its slowest thread, and a thread sharing a core with the
-        # loop was that thread (2 Xeon cores, one request: 56 tok/s with 1 thread against 42 with
-        # 2). Several rows keep every thread: at 4 rows that measured 121 against 112 tok/s.
-        threads = torch.get_num_threads()
-        torch.set_num_threads(max(1, threads - 1) if tokens.shape[0] == 1 else threads)
-        try:
-            logits = self.kernels.step(
-                tokens.long().contiguous(), positions.long().contiguous(), mask, self.embed, self.weights,
-                [layer.buffers()[0] for layer in layers], [layer.buffers()[1] for layer in layers],
-                layers[0].length, self.inv_freq, self.rope_scaling, self.heads, self.kv_heads, self.head_dim,
-                self.eps)
-        finally:
-            torch.set_num_threads(threads)
+        logits = self.kernels.step(
+            tokens.long().contiguous(), positions.long().contiguous(), mask, self.embed, self.weights,
+            [layer.buffers()[0] for layer in layers], [layer.buffers()[1] for layer in layers],
+            layers[0].length, self.inv_freq, self.rope_scaling, self.heads, self.kv_heads, self.head_dim,
+            self.eps)
         for layer in layers:
             layer.advance(1)
         return logits

@@ -5,7 +5,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+import threading
+from collections import deque
 from dataclasses import dataclass
 from enum import Enum
 
@@ -36,7 +37,9 @@ LOADING = ModelChoice(ModelState.LOADING)
 
 
 class ModelLoader:
-    """Loads models on one background thread; a model that fails falls back to the default."""
+    """Loads models one at a time on a background thread, which ends when nothing is left to load
+    (its OpenMP threads end with it: see models/compute_threads.py); a model that fails falls back
+    to the default."""
 
     def __init__(self, loader: Callable[[str], StepModel], default_model: str,
                  loaded: Callable[[], None]) -> None:
@@ -46,14 +49,21 @@ class ModelLoader:
         self.models: dict[str, StepModel] = {}
         self._errors: dict[str, str] = {}
         self._loading: set[str] = set()
-        self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model-load")
+        self._waiting: deque[str] = deque()
+        self._lock = threading.Lock()
+        self._thread: threading.Thread | None = None
+        self._closed = False
 
     def request(self, name: str) -> None:
         """Start loading `name` unless it is loaded, loading or known to fail."""
         if name in self.models or name in self._loading or name in self._errors:
             return
         self._loading.add(name)
-        self._pool.submit(self._load, name)
+        with self._lock:
+            self._waiting.append(name)
+            if self._thread is None and not self._closed:
+                self._thread = threading.Thread(target=self._load_waiting, name="model-load", daemon=True)
+                self._thread.start()
 
     def choose(self, name: str) -> ModelChoice:
         """The model a request for `name` runs on now."""
@@ -76,7 +86,19 @@ class ModelLoader:
         return self._errors.get(name)
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=False, cancel_futures=True)
+        """Load nothing more (a load under way finishes on its own thread)."""
+        with self._lock:
+            self._closed = True
+            self._waiting.clear()
+
+    def _load_waiting(self) -> None:
+        while True:
+            with self._lock:
+                if not self._waiting or self._closed:
+                    self._thread = None
+                    return
+                name = self._waiting.popleft()
+            self._load(name)
 
     def _load(self, name: str) -> None:
         try:
