@@ -27,6 +27,7 @@ from bench.styles import style_report
 from bot.engine.requests import GenerationRequest
 from bot.engine.worker import Engine
 from models.base import Prompt
+from models.compute_threads import in_passing_thread
 from models.hf import HFStepModel, load_hf_model
 from models.lstm.evaluate import heldout_perplexities
 from models.params import GenerationParams
@@ -128,13 +129,13 @@ def score(topics: list[str], texts: list[str], embedder: Embedder, judge: HFStep
                   mean([repeated_4(t) for t in texts]), mean([len(t.split()) for t in texts]))
 
 
-async def generate_all(config: GenerationParams, topics: list[str], seed: int, judge: HFStepModel,
+async def generate_all(config: GenerationParams, topics: list[str], seed: int, smollm2: HFStepModel,
                        style: str | None = None, max_batch: int = 64) -> list[str]:
     """Every topic at once through the engine (batched), each with its own seed (and `style`)."""
-    device = judge.device
+    device = smollm2.device
 
     def loader(name: str) -> object:
-        return judge if name == "smollm2" else load_model(name, device)
+        return smollm2 if name == "smollm2" else load_model(name, device)
 
     engine = Engine(loader, config.model, max_batch=max_batch, max_waiting=1000, max_per_user=1000)  # type: ignore[arg-type]
     async with engine:
@@ -155,26 +156,34 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=64,
                         help="rows per step; 8 or fewer keeps SmolLM2 on its small-batch path throughout")
     parser.add_argument("--decode", default="auto", help="SmolLM2's small-batch path: native, auto, off, dense, int8, int4")
+    parser.add_argument("--judge", choices=["writer", "float32"], default="writer",
+                        help="perplexity under the writing model itself (its dtype), or under SmolLM2's file "
+                             "de-quantized to float32: the same judge whatever path wrote the text")
     args = parser.parse_args()
     topics = TOPICS[: args.topics]
-    # The judge's perplexity always comes from transformers' forward in the model's dtype (a
-    # whole text at once); `--decode` changes only how SmolLM2 writes.
-    judge = load_hf_model("smollm2", torch.device("cpu"), decode=args.decode)
-    embedder = Embedder()
+    # The judge's perplexity always comes from transformers' forward (a whole text at once);
+    # `--decode` changes only how SmolLM2 writes. The writer's own forward in bfloat16 rounds
+    # the file's weights, so it favours text the bfloat16 path wrote; `--judge float32` scores
+    # every path with the file's weights as they are.
+    # Torch work outside the engine runs on passing threads (models/compute_threads.py).
+    cpu = torch.device("cpu")
+    writer = in_passing_thread(lambda: load_hf_model("smollm2", cpu, decode=args.decode))
+    judge = writer if args.judge == "writer" else in_passing_thread(lambda: load_hf_model("smollm2", cpu, torch.float32, "off"))
+    embedder = in_passing_thread(Embedder)
     if args.style:
         def generate(config: GenerationParams, topics: list[str], seed: int, style: str | None) -> Any:
-            return generate_all(config, topics, seed, judge, style, max_batch=args.max_batch)
+            return generate_all(config, topics, seed, writer, style, max_batch=args.max_batch)
 
         print("\n".join(style_report(generate, embedder, topics, args.seed)), flush=True)
         return
-    print(f"{len(topics)} topics, seed {args.seed}")
+    print(f"{len(topics)} topics, seed {args.seed}, decode {args.decode}, judge {args.judge}")
     print(f"{'backend':10} {'topical':>8} {'shuffled':>8} {'ppl':>8} {'dist-2':>7} {'rep-4':>6} {'words':>6} {'time':>6}")
     for name in args.backends.split(","):
         began = time.perf_counter()
         # Any other name is a model as the `model` setting takes it: a hub id or a folder (fine-tuned).
         config = CONFIGS.get(name) or GenerationParams(model=name)
-        texts = asyncio.run(generate_all(config, topics, args.seed, judge, max_batch=args.max_batch))
-        s = score(topics, texts, embedder, judge, args.seed)
+        texts = asyncio.run(generate_all(config, topics, args.seed, writer, max_batch=args.max_batch))
+        s = in_passing_thread(lambda: score(topics, texts, embedder, judge, args.seed))
         print(f"{name:10} {s.topicality:8.3f} {s.shuffled:8.3f} {s.perplexity:8.1f} {s.distinct_2:7.3f} "
               f"{s.repeated_4:6.3f} {s.words:6.1f} {time.perf_counter() - began:5.0f}s", flush=True)
     ppl, *_ = heldout_perplexities([CORPUS], LSTM_CHECKPOINT / "best.pt")

@@ -21,7 +21,8 @@ import torch
 from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, LogitsProcessor
 
 from models.base import Prompt, UnsupportedStrategy
-from models.cpu_shapes import SMALL_PREFILL_TOKENS, prefill_groups, warm_matrix_shapes
+from models.cpu_allocator import fix_mmap_threshold
+from models.cpu_shapes import SMALL_PREFILL_TOKENS, prefill_groups, run_products_on_grid, warm_matrix_shapes
 from models.decode_plan import build_step, choose_plan, default_cache_dir
 from models.dry import DrySettings, dry_logits, tokenizer_breaker_ids
 from models.embedded import EMBEDDED_NAME, embedded_gguf
@@ -110,6 +111,8 @@ def load_hf_model(spec: str, device: torch.device, dtype: torch.dtype | None = N
         source = Path(spec).expanduser()
         name = source.name
     dtype = dtype or default_dtype(device)
+    if device.type == "cpu":
+        fix_mmap_threshold()  # before the load's large blocks (models/cpu_allocator.py)
     tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     model = AutoModelForCausalLM.from_pretrained(source, dtype=dtype, **kwargs)
     model.to(device).eval()  # type: ignore[arg-type]  # transformers' stub types `to` oddly
@@ -117,6 +120,7 @@ def load_hf_model(spec: str, device: torch.device, dtype: torch.dtype | None = N
     chosen = decode or os.environ.get(DECODE_PATH_ENV, "").strip().lower() or DEFAULT_DECODE_PATH
     step_model.choose_decode(chosen, cache_dir or default_cache_dir())
     if device.type == "cpu" and dtype in (torch.bfloat16, torch.float16):
+        run_products_on_grid(model)
         warm_matrix_shapes(model)
     return step_model
 
@@ -161,6 +165,8 @@ class HFStepModel:
         """Set the small-batch decode path (see load_hf_model's `decode`) and log what was chosen."""
         plan = choose_plan(self.model, self.device, self.gguf_path, requested)
         self.small_step = build_step(self.model, plan, self.gguf_path, cache_dir) if plan else None
+        if plan is not None and plan.native and not isinstance(self.small_step, NativeDecodeStep):
+            plan = choose_plan(self.model, self.device, self.gguf_path, "auto")  # it could not be compiled
         self.small_batch = plan.max_batch if plan else 0
         dtype = self.model.get_input_embeddings().weight.dtype
         if plan is not None:

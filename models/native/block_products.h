@@ -14,7 +14,8 @@
 namespace {
 
 constexpr int BLOCK = 32;
-constexpr int MAX_ROWS = 8;
+constexpr int TILE_ROWS = 8;  // rows a kernel holds in registers at once; more rows go tile by tile
+constexpr int MAX_ROWS = 64;  // rows a step or product takes
 
 int detect_isa() {
   __builtin_cpu_init();
@@ -82,7 +83,7 @@ void q4_avx2(const Q4& w, const float* x, const float* xsum, int64_t n0, int64_t
   const __m256i low = _mm256_set1_epi32(0xF);
   constexpr int rows = R;
   for (int64_t n = n0; n < n1; ++n) {
-    __m256 acc[MAX_ROWS];
+    __m256 acc[R];
     for (int b = 0; b < rows; ++b) acc[b] = _mm256_setzero_ps();
     const uint8_t* q = w.qs + n * blocks * 16;
     const float* d = w.d + n * blocks;
@@ -156,7 +157,7 @@ void q8_avx2(const Q8& w, const float* x, int64_t n0, int64_t n1, float* y) {
   const int64_t blocks = w.k / BLOCK;
   constexpr int rows = R;
   for (int64_t n = n0; n < n1; ++n) {
-    __m256 acc[MAX_ROWS];
+    __m256 acc[R];
     for (int b = 0; b < rows; ++b) acc[b] = _mm256_setzero_ps();
     const int8_t* q = w.qs + n * w.k;
     const float* d = w.d + n * blocks;
@@ -190,7 +191,7 @@ void q8_plain(const Q8& w, const float* x, int rows, int64_t n0, int64_t n1, flo
     }
 }
 
-// Calls f with std::integral_constant<int, rows> (1..MAX_ROWS): kernels take rows at compile time.
+// Calls f with std::integral_constant<int, rows> (1..TILE_ROWS): kernels take rows at compile time.
 template <typename F>
 void with_rows(int rows, F&& f) {
   switch (rows) {
@@ -214,22 +215,41 @@ void q4_product(const Q4& w, const float* x, int rows, float* y, std::vector<flo
     for (int64_t i = 0; i < blocks; ++i)
       for (int j = 0; j < BLOCK; ++j) xsum[b * blocks + i] += x[b * w.k + BLOCK * i + j];
   const float* xs = xsum.data();
+  // Each task runs every tile of rows over its own output rows, so their weights stay in cache
+  // from one tile to the next.
   at::parallel_for(0, w.n, GRAIN, [&](int64_t n0, int64_t n1) {
-    if (ISA == 0) return q4_plain(w, x, xs, rows, n0, n1, y);
-    with_rows(rows, [&](auto r) {
-      if (ISA == 2) q4_avx512<decltype(r)::value>(w, x, xs, n0, n1, y);
-      else q4_avx2<decltype(r)::value>(w, x, xs, n0, n1, y);
-    });
+    for (int t = 0; t < rows; t += TILE_ROWS) {
+      const int tile = std::min(TILE_ROWS, rows - t);
+      const float* xt = x + t * w.k;
+      const float* xst = xs + t * blocks;
+      float* yt = y + t * w.n;
+      if (ISA == 0) {
+        q4_plain(w, xt, xst, tile, n0, n1, yt);
+        continue;
+      }
+      with_rows(tile, [&](auto r) {
+        if (ISA == 2) q4_avx512<decltype(r)::value>(w, xt, xst, n0, n1, yt);
+        else q4_avx2<decltype(r)::value>(w, xt, xst, n0, n1, yt);
+      });
+    }
   });
 }
 
 void q8_product(const Q8& w, const float* x, int rows, float* y) {
   at::parallel_for(0, w.n, GRAIN, [&](int64_t n0, int64_t n1) {
-    if (ISA == 0) return q8_plain(w, x, rows, n0, n1, y);
-    with_rows(rows, [&](auto r) {
-      if (ISA == 2) q8_avx512<decltype(r)::value>(w, x, n0, n1, y);
-      else q8_avx2<decltype(r)::value>(w, x, n0, n1, y);
-    });
+    for (int t = 0; t < rows; t += TILE_ROWS) {
+      const int tile = std::min(TILE_ROWS, rows - t);
+      const float* xt = x + t * w.k;
+      float* yt = y + t * w.n;
+      if (ISA == 0) {
+        q8_plain(w, xt, tile, n0, n1, yt);
+        continue;
+      }
+      with_rows(tile, [&](auto r) {
+        if (ISA == 2) q8_avx512<decltype(r)::value>(w, xt, n0, n1, yt);
+        else q8_avx2<decltype(r)::value>(w, xt, n0, n1, yt);
+      });
+    }
   });
 }
 

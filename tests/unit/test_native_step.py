@@ -83,9 +83,10 @@ def test_blocks_keep_gguf_nibble_order_and_a_grid_weight_exactly() -> None:
     torch.testing.assert_close(q4_1_grid(weight), weight, rtol=0, atol=1e-6)
 
 
-@pytest.mark.parametrize("rows", [1, 3, 8])
+@pytest.mark.parametrize("rows", [1, 3, 8, 11, 64])
 def test_block_products_equal_float_products_of_the_same_weights(kernels: ModuleType, rows: int) -> None:
-    """Shapes with an odd number of blocks and rows that do not fill a task, in every kernel width."""
+    """Shapes with an odd number of blocks and rows that do not fill a task, in every kernel width;
+    more than 8 rows go 8 at a time (11: a whole tile and 3 rows)."""
     torch.manual_seed(1)
     weight, x = torch.randn(37, 96), torch.randn(rows, 96)
     blocks = q4_1_blocks(weight)
@@ -96,8 +97,9 @@ def test_block_products_equal_float_products_of_the_same_weights(kernels: Module
                                rtol=1e-5, atol=1e-4)
 
 
-@pytest.mark.parametrize("prompts", [[[5, 9, 30, 41, 7, 2]], [[5, 9, 30, 41, 7, 2], [12, 3], [8, 8, 100, 4]]],
-                         ids=["one row", "three left-padded rows"])
+@pytest.mark.parametrize("prompts", [[[5, 9, 30, 41, 7, 2]], [[5, 9, 30, 41, 7, 2], [12, 3], [8, 8, 100, 4]],
+                                     [[5 + r, 9, 30 + 2 * r, 41][: 1 + r % 4] for r in range(11)]],
+                         ids=["one row", "three left-padded rows", "eleven rows: a tile and three"])
 @pytest.mark.parametrize("heads", ["16 wide", "64 wide"])
 def test_native_logits_equal_the_float_step_of_the_same_weights(llama: HFStepModel, kernels: ModuleType,
                                                                    prompts: list[list[int]], heads: str,
@@ -105,7 +107,7 @@ def test_native_logits_equal_the_float_step_of_the_same_weights(llama: HFStepMod
     if heads == "64 wide":
         llama = on_gguf_grids(load_hf_model(str(wide_heads_dir), CPU, torch.float32, decode="off",
                                             cache_dir=tmp_path))
-    llama.small_step, llama.small_batch = LlamaDecodeStep.build(llama.model, "dense", "dense"), 8
+    llama.small_step, llama.small_batch = LlamaDecodeStep.build(llama.model, "dense", "dense"), 16
     reference = decode_steps(llama, prompts, 40)  # past the cache's 32 spare columns: one reallocation
     llama.small_step = NativeDecodeStep.build(llama.model, kernels)
     native = decode_steps(llama, prompts, 40)
@@ -179,6 +181,11 @@ def test_without_a_compiler_the_torch_step_serves_with_one_warning(llama: HFStep
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == ["the compiled decode step is not available (Ninja is required to load C++ extensions); "
                         "using the torch step"]
+    # The torch step then serves the batch sizes it serves under "auto", not the compiled step's.
+    auto = choose_plan(llama.model, CPU, None, "auto")
+    assert auto is not None and auto.max_batch < plan.max_batch
+    llama.choose_decode("native", tmp_path)
+    assert isinstance(llama.small_step, LlamaDecodeStep) and llama.small_batch == auto.max_batch
 
 
 @pytest.mark.embedded

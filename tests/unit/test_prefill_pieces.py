@@ -17,6 +17,8 @@ from models.cpu_shapes import (
     MAX_PREFILL_TOKENS,
     PREFILL_PAD_TOKENS,
     SMALL_PREFILL_TOKENS,
+    grid_rows,
+    matrix_rows,
     prefill_groups,
     warm_matrix_shapes,
 )
@@ -104,21 +106,56 @@ def test_gpu_prefill_is_not_cut(tiny_llama: HFStepModel, tmp_path: Path) -> None
     torch.testing.assert_close(pieces, whole, rtol=1e-4, atol=1e-4)
 
 
-async def test_the_warm_up_meets_every_shape_the_engine_then_meets(tmp_path: Path) -> None:
+def products_met(monkeypatch: pytest.MonkeyPatch) -> set[tuple[int, int, int]]:
+    """(in, out, rows) of every matrix product from now on, as the kernels get it (padded)."""
+    met: set[tuple[int, int, int]] = set()
+    linear = torch.nn.functional.linear
+
+    def recording(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
+        met.add((weight.shape[1], weight.shape[0], x.numel() // x.shape[-1]))
+        return linear(x, weight, bias)
+
+    monkeypatch.setattr(torch.nn.functional, "linear", recording)
+    return met
+
+
+async def test_the_warm_up_meets_every_shape_the_engine_then_meets(tmp_path: Path,
+                                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     model = load_hf_model(str(write_tiny_llama(tmp_path)), torch.device("cpu"), dtype=torch.bfloat16)
-    met: set[tuple[int, int, int]] = set()  # (in, out, rows) of every linear product
-    hooks = [module.register_forward_pre_hook(
-        lambda m, args: met.add((m.in_features, m.out_features, args[0].shape[:-1].numel())))
-        for module in model.model.modules() if isinstance(module, torch.nn.Linear)]
-    try:
-        assert warm_matrix_shapes(model.model) == len(met)
-        warmed, met = set(met), set()
-        prompts = [Prompt("a lighthouse", history=LONG_STORY), Prompt("owls"), Prompt("the sea", history=LONG_STORY[:1])]
-        async with Engine(lambda name: model, "tiny", max_batch=4) as engine:
-            handles = [engine.submit(GenerationRequest(p, GREEDY, fairness_key=str(i))) for i, p in enumerate(prompts)]
-            for handle in handles:
-                await handle.result()
-    finally:
-        for hook in hooks:
-            hook.remove()
+    met = products_met(monkeypatch)
+    assert warm_matrix_shapes(model.model) == len(met)
+    warmed = set(met)
+    met.clear()
+    prompts = [Prompt("a lighthouse", history=LONG_STORY), Prompt("owls"), Prompt("the sea", history=LONG_STORY[:1])]
+    async with Engine(lambda name: model, "tiny", max_batch=12) as engine:
+        handles = [engine.submit(GenerationRequest(p, GREEDY.replace(variants=4), fairness_key=str(i)))
+                   for i, p in enumerate(prompts)]
+        for handle in handles:
+            await handle.result()
     assert met and met <= warmed, f"shapes met after the warm-up: {sorted(met - warmed)}"
+    assert {rows for _, _, rows in met} <= set(matrix_rows(output_layer=False))
+
+
+def test_the_grid_holds_every_row_count_in_few_shapes() -> None:
+    assert [grid_rows(rows) for rows in (1, 7, 8, 9, 16, 17, 64, 65, 96, 128, 129, 1024)] == [
+        1, 7, 8, 16, 16, 24, 64, 128, 128, 128, 192, 1024]
+    assert all(grid_rows(rows) >= rows and grid_rows(grid_rows(rows)) == grid_rows(rows) for rows in range(1, 1025))
+    assert len({grid_rows(rows) for rows in range(1, MAX_PREFILL_TOKENS + 1)}) == 30
+    assert len(matrix_rows(output_layer=True)) == 15
+
+
+def test_products_on_the_grid_give_each_row_what_it_gets_unpadded(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    model = load_hf_model(str(write_tiny_llama(tmp_path)), torch.device("cpu"), dtype=torch.bfloat16)
+    ids = torch.randint(10, 200, (3, 11), generator=torch.Generator().manual_seed(0))  # M = 33: padded to 40
+    met = products_met(monkeypatch)
+    with torch.inference_mode():
+        on_grid = model.model(input_ids=ids).logits
+        assert {rows for _, _, rows in met} == {40}
+        for module in model.model.modules():
+            if isinstance(module, torch.nn.Linear):
+                del module.forward  # the class's own forward again
+        met.clear()
+        unpadded = model.model(input_ids=ids).logits
+    assert {rows for _, _, rows in met} == {33}
+    torch.testing.assert_close(on_grid, unpadded, rtol=0, atol=0)
