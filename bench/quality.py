@@ -156,6 +156,8 @@ def main() -> None:
     parser.add_argument("--max-batch", type=int, default=64,
                         help="rows per step; 8 or fewer keeps SmolLM2 on its small-batch path throughout")
     parser.add_argument("--decode", default="auto", help="SmolLM2's small-batch path: native, auto, off, dense, int8, int4")
+    parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
+                        help="SmolLM2's dtype as it writes (auto: bfloat16 where the CPU has bf16 units)")
     parser.add_argument("--judge", choices=["writer", "float32"], default="writer",
                         help="perplexity under the writing model itself (its dtype), or under SmolLM2's file "
                              "de-quantized to float32: the same judge whatever path wrote the text")
@@ -167,7 +169,8 @@ def main() -> None:
     # every path with the file's weights as they are.
     # Torch work outside the engine runs on passing threads (models/compute_threads.py).
     cpu = torch.device("cpu")
-    writer = in_passing_thread(lambda: load_hf_model("smollm2", cpu, decode=args.decode))
+    dtype = None if args.dtype == "auto" else getattr(torch, args.dtype)
+    writer = in_passing_thread(lambda: load_hf_model("smollm2", cpu, dtype, decode=args.decode))
     judge = writer if args.judge == "writer" else in_passing_thread(lambda: load_hf_model("smollm2", cpu, torch.float32, "off"))
     embedder = in_passing_thread(Embedder)
     if args.style:
@@ -176,7 +179,8 @@ def main() -> None:
 
         print("\n".join(style_report(generate, embedder, topics, args.seed)), flush=True)
         return
-    print(f"{len(topics)} topics, seed {args.seed}, decode {args.decode}, judge {args.judge}")
+    print(f"{len(topics)} topics, seed {args.seed}, SmolLM2 in {str(writer.model.dtype).removeprefix('torch.')}, "
+          f"decode {args.decode}, judge {args.judge}")
     print(f"{'backend':10} {'topical':>8} {'shuffled':>8} {'ppl':>8} {'dist-2':>7} {'rep-4':>6} {'words':>6} {'time':>6}")
     for name in args.backends.split(","):
         began = time.perf_counter()
