@@ -3,6 +3,8 @@
 // levels q; w = d * q + m), Q8_0 blocks for the output layer (w = d * q). Activations float32.
 // Kernels are compiled for AVX-512 and AVX2 with function-level target attributes and chosen
 // at run time, so one compiled file serves every x86-64 machine (no -march=native).
+#include <optional>
+
 #include "attention.h"
 #include "block_products.h"
 
@@ -125,6 +127,7 @@ void run_layer(std::vector<float>& x, const std::vector<torch::Tensor>& weights,
 }
 
 constexpr size_t LAYER_TENSORS = 14;
+constexpr int HOLD_GIL_ROWS = 4;  // steps of up to this many rows (up to ~20 ms) keep the GIL
 
 // weights: per layer [input_norm, qkv (qs, d, m), out (qs, d, m), post_norm, gate_up (qs, d, m), down (qs, d, m)];
 // then final_norm, output (qs int8 (N, K), d). An empty `embed` means tied embeddings. keys/values:
@@ -136,6 +139,12 @@ torch::Tensor step(torch::Tensor tokens, torch::Tensor positions, torch::Tensor 
                    int64_t dim, double eps) {
   const int rows = static_cast<int>(tokens.size(0));
   TORCH_CHECK(rows >= 1 && rows <= MAX_ROWS, "the native step takes 1 to ", MAX_ROWS, " rows");
+  // Larger steps let the event loop run meanwhile (a 48-row step takes ~150 ms; holding the GIL
+  // that long made the loop lag p99 158 ms). Small ones keep it: the loop then works between
+  // steps instead of taking a core from the step's threads (one row: 105-115 tok/s held,
+  // 84-98 released).
+  std::optional<py::gil_scoped_release> released;
+  if (rows > HOLD_GIL_ROWS) released.emplace();
   TORCH_CHECK(positions.size(0) == rows && mask.size(0) == rows, "tokens, positions and mask need one row each");
   TORCH_CHECK(mask.size(1) == length + 1, "the mask needs one column per cached token and the new one");
   const size_t tail = keys.size() * LAYER_TENSORS;
@@ -191,10 +200,9 @@ std::string isa_name() { return ISA == 2 ? "AVX-512" : ISA == 1 ? "AVX2" : "plai
 }  // namespace
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
-  // The GIL is released while a step runs: at 48 rows a step takes ~150 ms, and holding the GIL
-  // that long stalled the event loop (bench.engine: loop lag p99 158 ms against 4 ms).
+  // The products alone release the GIL; `step` decides by its row count (HOLD_GIL_ROWS).
   using release = py::call_guard<py::gil_scoped_release>;
-  module.def("step", &step, "one decode step of every row (see decode_step.cpp)", release());
+  module.def("step", &step, "one decode step of every row (see decode_step.cpp)");
   module.def("linear_q4", &linear_q4, "x @ W.T for Q4_1 blocks (qs, d, m)", release());
   module.def("linear_q8", &linear_q8, "x @ W.T for Q8_0 blocks (qs, d)", release());
   module.def("isa", &isa_name, "the instruction set the kernels chose on this processor");

@@ -241,9 +241,9 @@ def test_the_embedded_smollm2_file_holds_q4_1_decoder_and_q8_0_output_blocks() -
     assert decode_plan.native_holds_exactly(found[0] / found[1])
 
 
-def test_a_step_lets_other_threads_run_while_it_computes(kernels: ModuleType) -> None:
-    """The compiled products release the GIL: the event loop's thread keeps running during a
-    step (held, a 48-row step stalled the loop for ~150 ms)."""
+def test_a_product_lets_other_threads_run_while_it_computes(kernels: ModuleType) -> None:
+    """The compiled products release the GIL, as a step of more than 4 rows does: the event
+    loop's thread keeps running meanwhile (held, a 48-row step stalled the loop for ~150 ms)."""
     weight = torch.randn(2048, 4096)
     blocks = q4_1_blocks(weight)
     x = torch.randn(64, 4096)
