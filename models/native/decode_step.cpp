@@ -140,9 +140,8 @@ torch::Tensor step(torch::Tensor tokens, torch::Tensor positions, torch::Tensor 
   const int rows = static_cast<int>(tokens.size(0));
   TORCH_CHECK(rows >= 1 && rows <= MAX_ROWS, "the native step takes 1 to ", MAX_ROWS, " rows");
   // Larger steps let the event loop run meanwhile (a 48-row step takes ~150 ms; holding the GIL
-  // that long made the loop lag p99 158 ms). Small ones keep it: the loop then works between
-  // steps instead of taking a core from the step's threads (one row: 105-115 tok/s held,
-  // 84-98 released).
+  // that long made the loop lag p99 158 ms). Small ones keep it, so the loop works between steps
+  // rather than during them (at one row the measured difference was inside the noise).
   std::optional<py::gil_scoped_release> released;
   if (rows > HOLD_GIL_ROWS) released.emplace();
   TORCH_CHECK(positions.size(0) == rows && mask.size(0) == rows, "tokens, positions and mask need one row each");
