@@ -6,8 +6,10 @@ with the hand-trimmed step (models/llama_step.py), its weights packed in as few 
 the model what it is (int4 for a model that was 4-bit in its GGUF file, int8 for an 8-bit output
 layer, else its own dtype), and larger batches with transformers' forward in the model's dtype.
 DECODE_PATH=native asks for the compiled step instead (models/native_step.py: Q4_1 and Q8_0
-blocks, float32 activations, one C++ call a step), for the same batch sizes; where it cannot be
-compiled the torch step serves. The GPU keeps transformers' forward throughout. Packed weights
+blocks, float32 activations, one C++ call a step), for up to NATIVE_MAX_BATCH rows; where it cannot
+be compiled the torch step serves, for its own batch sizes. Unset (DEFAULT), the compiled step
+serves models whose blocks it holds exactly (the embedded SmolLM2) and the rest keep transformers'
+forward. The GPU keeps transformers' forward throughout. Packed weights
 (and the compiled step) are cached on disk, so the second start does not pack them again.
 """
 
