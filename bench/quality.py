@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib.util
 import random
 import time
@@ -187,7 +188,7 @@ def main() -> None:
         # Any other name is a model as the `model` setting takes it: a hub id or a folder (fine-tuned).
         config = CONFIGS.get(name) or GenerationParams(model=name)
         texts = asyncio.run(generate_all(config, topics, args.seed, writer, max_batch=args.max_batch))
-        s = in_passing_thread(lambda: score(topics, texts, embedder, judge, args.seed))
+        s = in_passing_thread(functools.partial(score, topics, texts, embedder, judge, args.seed))
         print(f"{name:10} {s.topicality:8.3f} {s.shuffled:8.3f} {s.perplexity:8.1f} {s.distinct_2:7.3f} "
               f"{s.repeated_4:6.3f} {s.words:6.1f} {time.perf_counter() - began:5.0f}s", flush=True)
     ppl, *_ = heldout_perplexities([CORPUS], LSTM_CHECKPOINT / "best.pt")

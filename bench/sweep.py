@@ -31,8 +31,8 @@ from bot.engine.metrics import percentile
 from bot.engine.requests import GenerationRequest
 from bot.engine.worker import Engine
 from models.base import Prompt
-from models.decode_plan import default_cache_dir
 from models.compute_threads import in_passing_thread
+from models.decode_plan import default_cache_dir
 from models.hf import HFStepModel, load_hf_model, pick_device
 from models.params import GenerationParams
 from models.prompts import chat_messages

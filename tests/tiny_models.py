@@ -10,6 +10,10 @@ import torch
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import GPT2Config, GPT2LMHeadModel, LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast
 
+from bot.engine.requests import GenerationRequest
+from bot.engine.worker import Engine
+from models.base import Prompt
+
 TRAINING_TEXT = [
     "The lighthouse keeper climbed the stairs at dusk and lit the great lamp.",
     "Bread rises slowly in a warm kitchen while the baker sings.",
@@ -78,3 +82,18 @@ def decode_steps(model: Any, prompts: list[list[int]], steps: int) -> list[torch
         logits = model.decode(batch, logits.argmax(dim=-1))
         seen.append(logits)
     return seen
+
+
+async def assert_rows_of_different_lengths_equal_generate(model: Any, greedy: Any) -> None:
+    """Four rows of 8-20 tokens through the engine together; each equals `generate` run alone on
+    its own prompt (the batch shrinks as rows finish, so it may change path between steps)."""
+    lengths = {"a lighthouse": 8, "bread": 12, "the storm": 16, "an old clock": 20}
+    async with Engine(lambda name: model, "tiny") as engine:
+        handles = {topic: engine.submit(GenerationRequest(Prompt(topic), greedy.replace(
+            max_new_tokens=n, min_new_tokens=n), fairness_key=topic)) for topic, n in lengths.items()}
+        results = {topic: await handle.result() for topic, handle in handles.items()}
+    for topic, n in lengths.items():
+        ids = torch.tensor([model.encode_prompt(Prompt(topic), n)])
+        out = model.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n,
+                                   min_new_tokens=n, pad_token_id=model.pad_id)
+        assert results[topic].text == model.decode_text(out[0, ids.shape[1]:].tolist()).strip(), topic

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable
 import threading
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 

@@ -8,16 +8,13 @@ from pathlib import Path
 import pytest
 import torch
 
-from bot.engine.requests import GenerationRequest
-from bot.engine.worker import Engine
-from models.base import Prompt
 from models.decode_plan import DecodePlan, build_step, choose_plan, source_formats
 from models.embedded import embedded_gguf
 from models.hf import HFStepModel, load_hf_model
 from models.llama_step import LlamaDecodeStep
 from models.params import GenerationParams
 from models.weight_formats import pack
-from tests.tiny_models import decode_steps, write_tiny_llama
+from tests.tiny_models import assert_rows_of_different_lengths_equal_generate, decode_steps, write_tiny_llama
 
 GREEDY = GenerationParams(model="tiny", strategy="greedy", max_new_tokens=20, min_new_tokens=20,
                           repetition_penalty=1.0, dry_multiplier=0.0, no_repeat_ngram_size=0, stop_at_paragraph=False)
@@ -51,17 +48,7 @@ async def test_greedy_rows_equal_generate_while_the_batch_crosses_between_paths(
     transformers' forward and moves to the trimmed step as rows finish; each row is still what
     `generate` writes alone."""
     llama.small_batch = 2
-    lengths = {"a lighthouse": 8, "bread": 12, "the storm": 16, "an old clock": 20}
-    engine = Engine(lambda name: llama, "tiny")
-    async with engine:
-        handles = {topic: engine.submit(GenerationRequest(Prompt(topic), GREEDY.replace(
-            max_new_tokens=n, min_new_tokens=n), fairness_key=topic)) for topic, n in lengths.items()}
-        results = {topic: await handle.result() for topic, handle in handles.items()}
-    for topic, n in lengths.items():
-        ids = torch.tensor([llama.encode_prompt(Prompt(topic), n)])
-        out = llama.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n,
-                                   min_new_tokens=n, pad_token_id=llama.pad_id)
-        assert results[topic].text == llama.decode_text(out[0, ids.shape[1]:].tolist()).strip(), topic
+    await assert_rows_of_different_lengths_equal_generate(llama, GREEDY)
 
 
 def test_packed_step_of_a_4_bit_model_stays_close_to_the_dense_one(llama: HFStepModel) -> None:

@@ -16,18 +16,15 @@ from types import ModuleType
 import pytest
 import torch
 
-from bot.engine.requests import GenerationRequest
-from bot.engine.worker import Engine
-from models import native_step
+from models import decode_plan, native_step
 from models.base import Prompt
-from models import decode_plan
 from models.decode_plan import DEFAULT, DecodePlan, build_step, choose_plan
 from models.embedded import embedded_gguf
 from models.hf import HFStepModel, load_hf_model
 from models.llama_step import LlamaDecodeStep
 from models.native_step import NativeDecodeStep, q4_1_blocks, q4_1_grid, q8_0_blocks, q8_0_grid
 from models.params import GenerationParams
-from tests.tiny_models import decode_steps, write_tiny_llama
+from tests.tiny_models import assert_rows_of_different_lengths_equal_generate, decode_steps, write_tiny_llama
 
 CPU = torch.device("cpu")
 GREEDY = GenerationParams(model="tiny", strategy="greedy", max_new_tokens=20, min_new_tokens=20,
@@ -122,17 +119,7 @@ async def test_greedy_rows_equal_generate_while_the_batch_crosses_between_paths(
     """Four rows with the compiled step for up to 2: the batch starts on transformers' forward and
     moves to the compiled step as rows finish; each row is still what `generate` writes alone."""
     llama.small_step, llama.small_batch = NativeDecodeStep.build(llama.model, kernels), 2
-    lengths = {"a lighthouse": 8, "bread": 12, "the storm": 16, "an old clock": 20}
-    engine = Engine(lambda name: llama, "tiny")
-    async with engine:
-        handles = {topic: engine.submit(GenerationRequest(Prompt(topic), GREEDY.replace(
-            max_new_tokens=n, min_new_tokens=n), fairness_key=topic)) for topic, n in lengths.items()}
-        results = {topic: await handle.result() for topic, handle in handles.items()}
-    for topic, n in lengths.items():
-        ids = torch.tensor([llama.encode_prompt(Prompt(topic), n)])
-        out = llama.model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False, max_new_tokens=n,
-                                   min_new_tokens=n, pad_token_id=llama.pad_id)
-        assert results[topic].text == llama.decode_text(out[0, ids.shape[1]:].tolist()).strip(), topic
+    await assert_rows_of_different_lengths_equal_generate(llama, GREEDY)
 
 
 @pytest.mark.parametrize("heads", ["16 wide", "64 wide"])
