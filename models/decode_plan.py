@@ -6,8 +6,9 @@ with the hand-trimmed step (models/llama_step.py), its weights packed in as few 
 the model what it is (int4 for a model that was 4-bit in its GGUF file, int8 for an 8-bit output
 layer, else its own dtype), and larger batches with transformers' forward in the model's dtype.
 DECODE_PATH=native asks for the compiled step instead (models/native_step.py: Q4_1 and Q8_0
-blocks, float32 activations, one C++ call a step), for up to NATIVE_MAX_BATCH rows; where it cannot
-be compiled the torch step serves, for its own batch sizes. Unset (DEFAULT), the compiled step
+blocks, one C++ call a step), for up to NATIVE_MAX_BATCH rows, with 8-bit activations as llama.cpp
+takes them where the processor has AVX512-VNNI and float32 ones elsewhere ("native-float32" keeps
+float32 everywhere); where it cannot be compiled the torch step serves, for its own batch sizes. Unset (DEFAULT), the compiled step
 serves models whose blocks it holds exactly (the embedded SmolLM2) and the rest keep transformers'
 forward. The GPU keeps transformers' forward throughout. Packed weights
 (and the compiled step) are cached on disk, so the second start does not pack them again.
@@ -39,7 +40,8 @@ log = logging.getLogger(__name__)
 # there the dense products catch up sooner (an estimate: no AMX machine was at hand).
 SMALL_BATCH = {"AVX512": 8, "AVX2": 8}
 SMALL_BATCH_AMX = 4
-NATIVE = "native"  # DECODE_PATH value for the compiled step
+NATIVE = "native"  # DECODE_PATH value for the compiled step (8-bit activations where VNNI has them)
+NATIVE_FLOAT32 = "native-float32"  # the compiled step with float32 activations on every processor
 DEFAULT = "default"  # DECODE_PATH unset: the compiled step where it is exact, else transformers' forward
 # Rows the compiled step serves. On the Xeon above it beat bfloat16 forwards up to 48 rows (64
 # rows: 197 against 185 ms a step; 32: 106 against 117; 8: 33 against 56). AMX and AVX2 are
@@ -59,14 +61,15 @@ class DecodePlan:
     max_batch: int
     processor: str
     native: bool = False  # the compiled step (models/native_step.py) rather than the torch one
+    activations: str = "float32"  # the compiled step's: "int8" asks for 8-bit ones where VNNI has them
 
     def describe(self, dtype: torch.dtype) -> str:
         """The one log line that says what was chosen."""
         name = str(dtype).removeprefix("torch.")
         if self.native:
             return (f"decode path on {self.processor}: batches of 1-{self.max_batch} rows take the compiled step "
-                    f"(Q4_1 decoder weights, Q8_0 output layer, float32 activations); larger ones transformers' "
-                    f"forward in {name}")
+                    f"(Q4_1 decoder weights, Q8_0 output layer, {self.activations} activations); larger ones "
+                    f"transformers' forward in {name}")
         return (f"decode path on {self.processor}: batches of 1-{self.max_batch} rows take the trimmed step "
                 f"(decoder weights {self.layers if self.layers != 'dense' else name}, output layer "
                 f"{self.output if self.output != 'dense' else name}); larger ones transformers' forward in {name}")
@@ -107,12 +110,13 @@ def choose_plan(model: Any, device: torch.device, gguf_path: Path | None,
                                            and int4_supported(config.intermediate_size)):
         layers = "dense" if layers == "int4" else layers
         output = "int8" if output == "int4" else output
-    native = (requested == NATIVE and supported_shapes(model)  # the C++ reads float32 or bfloat16 caches only
+    native = (requested in (NATIVE, NATIVE_FLOAT32) and supported_shapes(model)  # the C++ reads float32 or bfloat16 caches only
               and model.get_input_embeddings().weight.dtype in (torch.float32, torch.bfloat16))
     if native:
         max_batch = min(NATIVE_MAX_BATCH_AMX if amx else NATIVE_MAX_BATCH.get(capability, 8),
                         NativeDecodeStep.max_rows)
-    return DecodePlan(layers, output, max_batch, processor, native)  # type: ignore[arg-type]
+    activations = "int8" if native and requested == NATIVE else "float32"
+    return DecodePlan(layers, output, max_batch, processor, native, activations)  # type: ignore[arg-type]
 
 
 def gguf_block_types(gguf_path: Path | None) -> tuple[str, str]:
@@ -166,8 +170,16 @@ def build_step(model: Any, plan: DecodePlan, gguf_path: Path | None,
 
 
 def build_native(model: Any, plan: DecodePlan, gguf_path: Path | None, cache_dir: Path) -> NativeDecodeStep:
-    """The compiled step; its blocks read from `cache_dir` when packed before."""
+    """The compiled step; its blocks read from `cache_dir` when packed before. 8-bit activations
+    where the plan asks for them and the processor multiplies them with VNNI (else float32)."""
     kernels = native_step.load_kernels(cache_dir)
+    step = _native_blocks(model, plan, gguf_path, cache_dir, kernels)
+    step.int8 = plan.activations == "int8" and bool(kernels.vnni())
+    return step
+
+
+def _native_blocks(model: Any, plan: DecodePlan, gguf_path: Path | None, cache_dir: Path,
+                   kernels: Any) -> NativeDecodeStep:
     cached = _cache_file(cache_dir, gguf_path, plan, model) if gguf_path else None
     if cached is not None and cached.is_file():
         try:

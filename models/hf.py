@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, cast
 
@@ -169,6 +169,8 @@ class HFStepModel:
         self.small_step = build_step(self.model, plan, self.gguf_path, cache_dir) if plan else None
         if plan is not None and plan.native and not isinstance(self.small_step, NativeDecodeStep):
             plan = choose_plan(self.model, self.device, self.gguf_path, "auto")  # it could not be compiled
+        elif plan is not None and isinstance(self.small_step, NativeDecodeStep):
+            plan = replace(plan, activations="int8" if self.small_step.int8 else "float32")  # what VNNI allowed
         self.small_batch = plan.max_batch if plan else 0
         dtype = self.model.get_input_embeddings().weight.dtype
         if plan is not None:

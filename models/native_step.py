@@ -4,7 +4,8 @@ The trimmed torch step (models/llama_step.py) still dispatches ~20 operations pe
 Python; this one runs a whole step (every layer, attention over the batch's KV cache, the output
 layer) in one C++ call (models/native/decode_step.cpp). Decoder weights are held as GGUF Q4_1
 blocks (32 weights: a scale, a minimum and 4-bit levels), the output layer as Q8_0 blocks (a scale
-and 8-bit levels), activations in float32. It reads and writes the same HeadroomLayer cache as
+and 8-bit levels); activations in float32, or (`int8`) cut into blocks of 32 with a scale and 8-bit
+levels as llama.cpp does, so that AVX512-VNNI multiplies them in integers (1.4x faster a step alone). It reads and writes the same HeadroomLayer cache as
 transformers' forward (models/kv_cache.py), so a batch can change path between any two steps.
 
 The C++ is compiled at first use with torch.utils.cpp_extension into a cache folder on disk (the
@@ -134,6 +135,9 @@ class NativeDecodeStep:
         self.inv_freq = rotary.inv_freq.detach().float().contiguous()
         self.rope_scaling = float(getattr(rotary, "attention_scaling", 1.0))
         self.weights = tensors
+        # 8-bit activations (llama.cpp's way, AVX512-VNNI's integer products) rather than float32:
+        # build_native sets it where the processor has VNNI.
+        self.int8 = False
 
     @classmethod
     def build(cls, model: Any, kernels: ModuleType, source: dict[str, torch.Tensor] | None = None) -> NativeDecodeStep:
@@ -164,7 +168,7 @@ class NativeDecodeStep:
             tokens.long().contiguous(), positions.long().contiguous(), mask, self.embed, self.weights,
             [layer.buffers()[0] for layer in layers], [layer.buffers()[1] for layer in layers],
             layers[0].length, self.inv_freq, self.rope_scaling, self.heads, self.kv_heads, self.head_dim,
-            self.eps)
+            self.eps, self.int8)
         for layer in layers:
             layer.advance(1)
         return logits

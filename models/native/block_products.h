@@ -23,7 +23,8 @@ int detect_isa() {
   if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return 1;
   return 0;
 }
-const int ISA = detect_isa();
+const int BEST_ISA = detect_isa();
+int ISA = BEST_ISA;  // tests may pick a lesser kernel set (use_kernels in decode_step.cpp)
 
 // ---- Q4_1 rows [n0, n1): y[b, n] = sum_k d_k * dot(q_k, x_bk) + m_k * sum(x_bk) -------------
 struct Q4 { const uint8_t* qs; const float* d; const float* m; int64_t n; int64_t k; };
@@ -190,68 +191,5 @@ void q8_plain(const Q8& w, const float* x, int rows, int64_t n0, int64_t n1, flo
       y[b * w.n + n] = s;
     }
 }
-
-// Calls f with std::integral_constant<int, rows> (1..TILE_ROWS): kernels take rows at compile time.
-template <typename F>
-void with_rows(int rows, F&& f) {
-  switch (rows) {
-    case 1: return f(std::integral_constant<int, 1>{});
-    case 2: return f(std::integral_constant<int, 2>{});
-    case 3: return f(std::integral_constant<int, 3>{});
-    case 4: return f(std::integral_constant<int, 4>{});
-    case 5: return f(std::integral_constant<int, 5>{});
-    case 6: return f(std::integral_constant<int, 6>{});
-    case 7: return f(std::integral_constant<int, 7>{});
-    default: return f(std::integral_constant<int, 8>{});
-  }
-}
-
-constexpr int64_t GRAIN = 16;  // output rows per task: enough work to outweigh scheduling
-
-void q4_product(const Q4& w, const float* x, int rows, float* y, std::vector<float>& xsum) {
-  const int64_t blocks = w.k / BLOCK;
-  xsum.assign(rows * blocks, 0.f);  // per-block sums of x, once per input, for the m * sum(x) terms
-  for (int b = 0; b < rows; ++b)
-    for (int64_t i = 0; i < blocks; ++i)
-      for (int j = 0; j < BLOCK; ++j) xsum[b * blocks + i] += x[b * w.k + BLOCK * i + j];
-  const float* xs = xsum.data();
-  // Each task runs every tile of rows over its own output rows, so their weights stay in cache
-  // from one tile to the next.
-  at::parallel_for(0, w.n, GRAIN, [&](int64_t n0, int64_t n1) {
-    for (int t = 0; t < rows; t += TILE_ROWS) {
-      const int tile = std::min(TILE_ROWS, rows - t);
-      const float* xt = x + t * w.k;
-      const float* xst = xs + t * blocks;
-      float* yt = y + t * w.n;
-      if (ISA == 0) {
-        q4_plain(w, xt, xst, tile, n0, n1, yt);
-        continue;
-      }
-      with_rows(tile, [&](auto r) {
-        if (ISA == 2) q4_avx512<decltype(r)::value>(w, xt, xst, n0, n1, yt);
-        else q4_avx2<decltype(r)::value>(w, xt, xst, n0, n1, yt);
-      });
-    }
-  });
-}
-
-void q8_product(const Q8& w, const float* x, int rows, float* y) {
-  at::parallel_for(0, w.n, GRAIN, [&](int64_t n0, int64_t n1) {
-    for (int t = 0; t < rows; t += TILE_ROWS) {
-      const int tile = std::min(TILE_ROWS, rows - t);
-      const float* xt = x + t * w.k;
-      float* yt = y + t * w.n;
-      if (ISA == 0) {
-        q8_plain(w, xt, tile, n0, n1, yt);
-        continue;
-      }
-      with_rows(tile, [&](auto r) {
-        if (ISA == 2) q8_avx512<decltype(r)::value>(w, xt, n0, n1, yt);
-        else q8_avx2<decltype(r)::value>(w, xt, n0, n1, yt);
-      });
-    }
-  });
-}
-
 
 }  // namespace

@@ -1,12 +1,13 @@
 // One decode step of a Llama (SmolLM2) on the CPU: every layer in one call, no Python per op.
 // Weights: GGUF Q4_1 blocks for the decoder products (32 weights: scale d, minimum m, 4-bit
-// levels q; w = d * q + m), Q8_0 blocks for the output layer (w = d * q). Activations float32.
+// levels q; w = d * q + m), Q8_0 blocks for the output layer (w = d * q). Activations float32,
+// or 8-bit blocks as llama.cpp takes them (int8_products.h).
 // Kernels are compiled for AVX-512 and AVX2 with function-level target attributes and chosen
 // at run time, so one compiled file serves every x86-64 machine (no -march=native).
 #include <optional>
 
 #include "attention.h"
-#include "block_products.h"
+#include "products.h"
 
 namespace {
 
@@ -42,7 +43,9 @@ struct Shapes {
 };
 
 struct Scratch {
-  std::vector<float> h, qkv, attended, delta, gate_up, act, xsum, cos, sin;
+  std::vector<float> h, qkv, attended, delta, gate_up, act, cos, sin;
+  Prepared prep;
+  bool int8;  // 8-bit activations (int8_products.h) rather than float32
 };
 
 // The rows' inputs: the model's embedding table, or with tied embeddings (an empty `embed`)
@@ -102,27 +105,27 @@ void run_layer(std::vector<float>& x, const std::vector<torch::Tensor>& weights,
   for (int b = 0; b < s.rows; ++b)
     rms_norm(&x[b * s.width], weights[at].data_ptr<float>(), s.width, s.eps, &w.h[b * s.width]);
   w.qkv.assign(s.rows * s.qkv_width, 0.f);
-  q4_product(q4_of(weights, at + 1), w.h.data(), s.rows, w.qkv.data(), w.xsum);
+  q4_product(q4_of(weights, at + 1), w.h.data(), s.rows, w.qkv.data(), w.prep, w.int8);
   for (int b = 0; b < s.rows; ++b)
     for (int64_t head = 0; head < s.heads + s.kv_heads; ++head)  // q and k heads alike
       rotate(&w.qkv[b * s.qkv_width + head * s.dim], &w.cos[b * s.dim], &w.sin[b * s.dim], s.dim);
   if (keys.scalar_type() == torch::kBFloat16) cache_and_attend<at::BFloat16>(keys, values, mask, length, s, w);
   else cache_and_attend<float>(keys, values, mask, length, s, w);
-  q4_product(q4_of(weights, at + 4), w.attended.data(), s.rows, w.delta.data(), w.xsum);
+  q4_product(q4_of(weights, at + 4), w.attended.data(), s.rows, w.delta.data(), w.prep, w.int8);
   add(x, w.delta);
   for (int b = 0; b < s.rows; ++b)
     rms_norm(&x[b * s.width], weights[at + 7].data_ptr<float>(), s.width, s.eps, &w.h[b * s.width]);
   const Q4 gate_up = q4_of(weights, at + 8);
   const int64_t inner = gate_up.n / 2;
   w.gate_up.resize(s.rows * gate_up.n);
-  q4_product(gate_up, w.h.data(), s.rows, w.gate_up.data(), w.xsum);
+  q4_product(gate_up, w.h.data(), s.rows, w.gate_up.data(), w.prep, w.int8);
   w.act.resize(s.rows * inner);
   for (int b = 0; b < s.rows; ++b)
     for (int64_t i = 0; i < inner; ++i) {
       const float g = w.gate_up[b * gate_up.n + i];
       w.act[b * inner + i] = g / (1.f + std::exp(-g)) * w.gate_up[b * gate_up.n + inner + i];  // silu(gate) * up
     }
-  q4_product(q4_of(weights, at + 11), w.act.data(), s.rows, w.delta.data(), w.xsum);
+  q4_product(q4_of(weights, at + 11), w.act.data(), s.rows, w.delta.data(), w.prep, w.int8);
   add(x, w.delta);
 }
 
@@ -132,11 +135,12 @@ constexpr int HOLD_GIL_ROWS = 4;  // steps of up to this many rows (up to ~20 ms
 // weights: per layer [input_norm, qkv (qs, d, m), out (qs, d, m), post_norm, gate_up (qs, d, m), down (qs, d, m)];
 // then final_norm, output (qs int8 (N, K), d). An empty `embed` means tied embeddings. keys/values:
 // per layer, the cache buffers; `length` columns are filled, column `length` is written here.
-// mask (rows, length + 1). Returns logits (rows, vocab) float32.
+// mask (rows, length + 1). int8: activations as 8-bit blocks (int8_products.h), else float32.
+// Returns logits (rows, vocab) float32.
 torch::Tensor step(torch::Tensor tokens, torch::Tensor positions, torch::Tensor mask, torch::Tensor embed,
                    std::vector<torch::Tensor> weights, std::vector<torch::Tensor> keys, std::vector<torch::Tensor> values,
                    int64_t length, torch::Tensor inv_freq, double rope_scaling, int64_t heads, int64_t kv_heads,
-                   int64_t dim, double eps) {
+                   int64_t dim, double eps, bool int8) {
   const int rows = static_cast<int>(tokens.size(0));
   TORCH_CHECK(rows >= 1 && rows <= MAX_ROWS, "the native step takes 1 to ", MAX_ROWS, " rows");
   // Larger steps let the event loop run meanwhile (a 48-row step takes ~150 ms; holding the GIL
@@ -153,6 +157,7 @@ torch::Tensor step(torch::Tensor tokens, torch::Tensor positions, torch::Tensor 
   const Shapes s{rows, width, heads, kv_heads, dim, heads * dim, kv_heads * dim, (heads + 2 * kv_heads) * dim,
                  static_cast<float>(eps)};
   Scratch w;
+  w.int8 = int8;
   w.h.resize(rows * width);
   w.attended.resize(rows * s.q_width);
   w.delta.resize(rows * width);
@@ -165,7 +170,7 @@ torch::Tensor step(torch::Tensor tokens, torch::Tensor positions, torch::Tensor 
     rms_norm(&x[b * width], weights[tail].data_ptr<float>(), width, s.eps, &w.h[b * width]);
   const Q8 out{out_qs.data_ptr<int8_t>(), weights[tail + 2].data_ptr<float>(), out_qs.size(0), out_qs.size(1)};
   auto logits = torch::empty({rows, out.n}, torch::kFloat32);
-  q8_product(out, w.h.data(), rows, logits.data_ptr<float>());
+  q8_product(out, w.h.data(), rows, logits.data_ptr<float>(), w.prep, int8);
   return logits;
 }
 
@@ -175,26 +180,37 @@ void check_input(const torch::Tensor& x, int64_t k) {
 }
 
 // One product alone (benchmarks and tests): x (rows, K) float32 -> (rows, N).
-torch::Tensor linear_q4(torch::Tensor x, torch::Tensor qs, torch::Tensor d, torch::Tensor m) {
+torch::Tensor linear_q4(torch::Tensor x, torch::Tensor qs, torch::Tensor d, torch::Tensor m, bool int8) {
   auto input = x.to(torch::kFloat32).contiguous();
   Q4 w{qs.data_ptr<uint8_t>(), d.data_ptr<float>(), m.data_ptr<float>(), qs.size(0), qs.size(1) * 2};
   check_input(input, w.k);
   auto out = torch::empty({input.size(0), w.n}, torch::kFloat32);
-  std::vector<float> xsum;
-  q4_product(w, input.data_ptr<float>(), static_cast<int>(input.size(0)), out.data_ptr<float>(), xsum);
+  Prepared prep;
+  q4_product(w, input.data_ptr<float>(), static_cast<int>(input.size(0)), out.data_ptr<float>(), prep, int8);
   return out;
 }
 
-torch::Tensor linear_q8(torch::Tensor x, torch::Tensor qs, torch::Tensor d) {
+torch::Tensor linear_q8(torch::Tensor x, torch::Tensor qs, torch::Tensor d, bool int8) {
   auto input = x.to(torch::kFloat32).contiguous();
   Q8 w{qs.data_ptr<int8_t>(), d.data_ptr<float>(), qs.size(0), qs.size(1)};
   check_input(input, w.k);
   auto out = torch::empty({input.size(0), w.n}, torch::kFloat32);
-  q8_product(w, input.data_ptr<float>(), static_cast<int>(input.size(0)), out.data_ptr<float>());
+  Prepared prep;
+  q8_product(w, input.data_ptr<float>(), static_cast<int>(input.size(0)), out.data_ptr<float>(), prep, int8);
   return out;
 }
 
-std::string isa_name() { return ISA == 2 ? "AVX-512" : ISA == 1 ? "AVX2" : "plain C++"; }
+std::string isa_name() { return VNNI ? "AVX-512 VNNI" : ISA == 2 ? "AVX-512" : ISA == 1 ? "AVX2" : "plain C++"; }
+
+// Tests run every kernel set this processor has: "best", "avx512", "avx2" or "plain".
+std::string use_kernels(const std::string& name) {
+  const int isa = name == "best" || name == "avx512" ? BEST_ISA : name == "avx2" ? std::min(BEST_ISA, 1) : 0;
+  TORCH_CHECK(name == "best" || name == "plain" || (name == "avx512" && BEST_ISA == 2) || (name == "avx2" && BEST_ISA >= 1),
+              "this processor has no ", name, " kernels");
+  ISA = isa;
+  VNNI = name == "best" && HAS_VNNI;
+  return isa_name();
+}
 
 }  // namespace
 
@@ -202,7 +218,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, module) {
   // The products alone release the GIL; `step` decides by its row count (HOLD_GIL_ROWS).
   using release = py::call_guard<py::gil_scoped_release>;
   module.def("step", &step, "one decode step of every row (see decode_step.cpp)");
-  module.def("linear_q4", &linear_q4, "x @ W.T for Q4_1 blocks (qs, d, m)", release());
-  module.def("linear_q8", &linear_q8, "x @ W.T for Q8_0 blocks (qs, d)", release());
+  module.def("linear_q4", &linear_q4, "x @ W.T for Q4_1 blocks (qs, d, m)", py::arg("x"), py::arg("qs"), py::arg("d"),
+             py::arg("m"), py::arg("int8") = false, release());
+  module.def("linear_q8", &linear_q8, "x @ W.T for Q8_0 blocks (qs, d)", py::arg("x"), py::arg("qs"), py::arg("d"),
+             py::arg("int8") = false, release());
+  module.def("vnni", [] { return VNNI; }, "whether 8-bit activations take AVX512-VNNI (else plain loops)");
   module.def("isa", &isa_name, "the instruction set the kernels chose on this processor");
+  module.def("use_kernels", &use_kernels, "switch kernel sets (tests); returns the one in use");
 }

@@ -10,6 +10,7 @@ import logging
 import shutil
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -82,8 +83,33 @@ def test_blocks_keep_gguf_nibble_order_and_a_grid_weight_exactly() -> None:
     torch.testing.assert_close(q4_1_grid(weight), weight, rtol=0, atol=1e-6)
 
 
+KERNEL_SETS = ["best", "avx512", "avx2", "plain"]
+
+
+@pytest.fixture(params=KERNEL_SETS)
+def kernel_set(request: pytest.FixtureRequest, kernels: ModuleType) -> Iterator[str]:
+    """Each kernel set this processor has, in turn (the step picks the best one by itself)."""
+    try:
+        chosen = kernels.use_kernels(request.param)
+    except RuntimeError as error:
+        pytest.skip(str(error))
+    yield chosen
+    kernels.use_kernels("best")
+
+
+def int8_blocks(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """x's rows as 8-bit blocks of 32, as the kernels cut them: (levels, scales), each level
+    round(x * (127 / max|x|)) to nearest even."""
+    groups = x.reshape(x.shape[0], -1, 32)
+    top = groups.abs().amax(dim=-1, keepdim=True)
+    # A true division: torch computes `127 / top` as a reciprocal times 127, which rounds otherwise.
+    inverse = torch.where(top > 0, torch.full_like(top, 127.0) / top, torch.zeros_like(top))
+    return torch.round(groups * inverse), (top / 127).squeeze(-1)
+
+
 @pytest.mark.parametrize("rows", [1, 3, 8, 11, 64])
-def test_block_products_equal_float_products_of_the_same_weights(kernels: ModuleType, rows: int) -> None:
+def test_block_products_equal_float_products_of_the_same_weights(kernels: ModuleType, kernel_set: str,
+                                                                 rows: int) -> None:
     """Shapes with an odd number of blocks and rows that do not fill a task, in every kernel width;
     more than 8 rows go 8 at a time (11: a whole tile and 3 rows)."""
     torch.manual_seed(1)
@@ -94,6 +120,27 @@ def test_block_products_equal_float_products_of_the_same_weights(kernels: Module
     out = q8_0_blocks(weight)
     torch.testing.assert_close(kernels.linear_q8(x, out["qs"], out["d"]), x @ q8_0_grid(weight).T,
                                rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("rows", [1, 3, 8, 11, 64])
+@pytest.mark.parametrize("width", [64, 96], ids=["even blocks", "odd blocks"])
+def test_8_bit_activations_give_the_sums_of_their_blocks(kernels: ModuleType, kernel_set: str, rows: int,
+                                                         width: int) -> None:
+    """With 8-bit activations a product is exactly the weights times x rounded to 8-bit blocks
+    (integer dot products scaled per block), the same on VNNI and in plain loops."""
+    torch.manual_seed(2)
+    weight, x = torch.randn(37, width), torch.randn(rows, width)
+    levels, scales = int8_blocks(x)
+    rounded = (levels * scales.unsqueeze(-1)).reshape(x.shape)
+    blocks = q4_1_blocks(weight)
+    got = kernels.linear_q4(x, blocks["qs"], blocks["d"], blocks["m"], int8=True)
+    torch.testing.assert_close(got, (rounded.double() @ q4_1_grid(weight).double().T).float(), rtol=1e-5, atol=1e-4)
+    out = q8_0_blocks(weight)
+    got8 = kernels.linear_q8(x, out["qs"], out["d"], int8=True)
+    torch.testing.assert_close(got8, (rounded.double() @ q8_0_grid(weight).double().T).float(), rtol=1e-5,
+                               atol=1e-4)
+    exact = x @ q4_1_grid(weight).T  # rounding x moves a product by about 1% of its typical size
+    assert (got - exact).norm() < 0.02 * exact.norm()
 
 
 @pytest.mark.parametrize("prompts", [[[5, 9, 30, 41, 7, 2]], [[5, 9, 30, 41, 7, 2], [12, 3], [8, 8, 100, 4]],
@@ -112,6 +159,50 @@ def test_native_logits_equal_the_float_step_of_the_same_weights(llama: HFStepMod
     native = decode_steps(llama, prompts, 40)
     for ours, theirs in zip(native, reference, strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-4)
+
+
+def logits_along(model: HFStepModel, prompts: list[list[int]], tokens: list[torch.Tensor]) -> list[torch.Tensor]:
+    """The logits of decode steps that take `tokens` (one tensor of a token per row a step)."""
+    batch = model.new_batch()
+    model.prefill(batch, prompts)
+    return [model.decode(batch, step_tokens) for step_tokens in tokens]
+
+
+def test_8_bit_activations_keep_the_steps_logits_near_float32(llama: HFStepModel, kernels: ModuleType,
+                                                              kernel_set: str) -> None:
+    """Along the same tokens, the step with 8-bit activations stays near the float32 one, in
+    every kernel set (VNNI and plain loops alike), and agrees with it on the likeliest token."""
+    prompts = [[5, 9, 30, 41, 7, 2], [12, 3], [8, 8, 100, 4]]
+    llama.small_step, llama.small_batch = NativeDecodeStep.build(llama.model, kernels), 8
+    reference = decode_steps(llama, prompts, 12)
+    tokens = [step.argmax(dim=-1) for step in reference]
+    assert isinstance(llama.small_step, NativeDecodeStep)
+    llama.small_step.int8 = True
+    quantized = logits_along(llama, prompts, [reference[0].argmax(dim=-1), *tokens[:-1]])
+    for ours, theirs in zip(quantized, reference, strict=True):
+        assert not torch.equal(ours, theirs)  # the 8-bit path did run
+        kl = torch.nn.functional.kl_div(ours.log_softmax(-1), theirs.log_softmax(-1), log_target=True,
+                                        reduction="batchmean")
+        assert kl < 1e-3, kl
+        assert (ours - theirs).abs().max() < 0.02 * theirs.abs().max()
+
+
+def test_native_takes_8_bit_activations_where_vnni_multiplies_them(llama: HFStepModel, kernels: ModuleType,
+                                                                   tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                   caplog: pytest.LogCaptureFixture) -> None:
+    monkeypatch.setattr(native_step, "load_kernels", lambda cache_dir: kernels)
+    plan = choose_plan(llama.model, CPU, None, "native")
+    assert plan is not None and plan.native and plan.activations == "int8"
+    step = build_step(llama.model, plan, None, tmp_path)
+    assert isinstance(step, NativeDecodeStep) and step.int8 == bool(kernels.vnni())
+    float32 = choose_plan(llama.model, CPU, None, "native-float32")
+    assert float32 is not None and float32.native and float32.activations == "float32"
+    step = build_step(llama.model, float32, None, tmp_path)
+    assert isinstance(step, NativeDecodeStep) and not step.int8
+    with caplog.at_level(logging.INFO, logger="models.hf"):
+        llama.choose_decode("native", tmp_path)
+    said = "int8 activations" if kernels.vnni() else "float32 activations"
+    assert any(said in record.getMessage() for record in caplog.records), [r.getMessage() for r in caplog.records]
 
 
 async def test_greedy_rows_equal_generate_while_the_batch_crosses_between_paths(llama: HFStepModel,
