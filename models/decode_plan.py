@@ -20,7 +20,7 @@ import hashlib
 import json
 import logging
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +49,9 @@ DEFAULT = "default"  # DECODE_PATH unset: the compiled step where it is exact, e
 # kernels are half as wide against float32 products in MKL.
 NATIVE_MAX_BATCH = {"AVX512": 48, "AVX2": 8}
 NATIVE_MAX_BATCH_AMX = 4
+# With 8-bit activations (AVX512-VNNI) the compiled step beat bfloat16 forwards at every size up
+# to its limit on the same Xeon: 64 rows 135 against 188 ms a step, 48: 97 against 160.
+NATIVE_MAX_BATCH_INT8 = 64
 GGUF_FORMATS = {"Q4_0": "int4", "Q4_1": "int4", "Q8_0": "int8"}  # block formats the packs hold on their grid
 
 
@@ -117,6 +120,16 @@ def choose_plan(model: Any, device: torch.device, gguf_path: Path | None,
                         NativeDecodeStep.max_rows)
     activations = "int8" if native and requested == NATIVE else "float32"
     return DecodePlan(layers, output, max_batch, processor, native, activations)  # type: ignore[arg-type]
+
+
+def as_built(plan: DecodePlan, step: Any) -> DecodePlan:
+    """`plan` as the step built from it serves: the compiled step's activations are 8-bit only
+    where the processor has VNNI, and then it serves up to NATIVE_MAX_BATCH_INT8 rows."""
+    if not plan.native or not isinstance(step, NativeDecodeStep):
+        return plan
+    if step.int8:
+        return replace(plan, activations="int8", max_batch=min(NATIVE_MAX_BATCH_INT8, step.max_rows))
+    return replace(plan, activations="float32")
 
 
 def gguf_block_types(gguf_path: Path | None) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
 
@@ -23,7 +23,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer, DynamicCache, Logi
 from models.base import Prompt, UnsupportedStrategy
 from models.cpu_allocator import fix_mmap_threshold
 from models.cpu_shapes import SMALL_PREFILL_TOKENS, prefill_groups, run_products_on_grid, warm_matrix_shapes
-from models.decode_plan import DEFAULT, build_step, choose_plan, default_cache_dir
+from models.decode_plan import DEFAULT, as_built, build_step, choose_plan, default_cache_dir
 from models.dry import DrySettings, dry_logits, tokenizer_breaker_ids
 from models.embedded import EMBEDDED_NAME, embedded_gguf
 from models.kv_cache import HeadroomLayer
@@ -169,8 +169,8 @@ class HFStepModel:
         self.small_step = build_step(self.model, plan, self.gguf_path, cache_dir) if plan else None
         if plan is not None and plan.native and not isinstance(self.small_step, NativeDecodeStep):
             plan = choose_plan(self.model, self.device, self.gguf_path, "auto")  # it could not be compiled
-        elif plan is not None and isinstance(self.small_step, NativeDecodeStep):
-            plan = replace(plan, activations="int8" if self.small_step.int8 else "float32")  # what VNNI allowed
+        elif plan is not None:
+            plan = as_built(plan, self.small_step)  # 8-bit activations only where VNNI has them
         self.small_batch = plan.max_batch if plan else 0
         dtype = self.model.get_input_embeddings().weight.dtype
         if plan is not None:

@@ -203,6 +203,8 @@ def test_native_takes_8_bit_activations_where_vnni_multiplies_them(llama: HFStep
         llama.choose_decode("native", tmp_path)
     said = "int8 activations" if kernels.vnni() else "float32 activations"
     assert any(said in record.getMessage() for record in caplog.records), [r.getMessage() for r in caplog.records]
+    # 8-bit activations make the step the faster one at every batch size it takes (README).
+    assert llama.small_batch == (decode_plan.NATIVE_MAX_BATCH_INT8 if kernels.vnni() else plan.max_batch)
 
 
 async def test_greedy_rows_equal_generate_while_the_batch_crosses_between_paths(llama: HFStepModel,
