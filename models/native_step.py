@@ -31,7 +31,8 @@ SOURCE_DIR = Path(__file__).parent / "native"
 SOURCE = SOURCE_DIR / "decode_step.cpp"  # includes the headers beside it
 BLOCK = 32  # GGUF's block of weights that share a scale (and, in Q4_1, a minimum)
 MAX_ROWS = 64  # the C++ step's limit (MAX_ROWS there)
-PACK_VERSION = "gguf-exact-1"  # part of the packed cache's key: a change of packing packs again
+MAX_WIDTH = 32_768  # the widest product input the C++ takes (MAX_BLOCKS blocks of 32)
+PACK_VERSION = "gguf-exact-2"  # part of the packed cache's key: a change of packing packs again
 LAYER_TENSORS = 14  # per layer: 2 norms and 4 products of 3 tensors each
 _loaded: dict[Path, ModuleType] = {}
 
@@ -67,27 +68,35 @@ def load_kernels(cache_dir: Path) -> ModuleType:
     return _loaded[folder]
 
 
+def half_scale(scale: torch.Tensor) -> torch.Tensor:
+    """Block scales in float16, as GGUF stores them (the step reads 2 bytes a block instead of 4:
+    alone it is bound by reading its weights), never 0 (float16's smallest step instead)."""
+    return scale.clamp(min=2.0 ** -24).half()
+
+
 def q4_1_blocks(weight: torch.Tensor) -> dict[str, torch.Tensor]:
     """`weight` (N, K) as Q4_1 blocks: levels packed two a byte (GGUF's order: byte j holds weight
-    j in its low nibble and j + 16 in its high one), scales d and minima m in float32. A weight on
-    a Q4_1 grid is held exactly: its blocks' minimum and maximum are levels 0 and 15."""
+    j in its low nibble and j + 16 in its high one), scales d and minima m in float16 as GGUF
+    stores them. A weight on a Q4_1 grid is held exactly: its blocks' minimum and maximum are
+    levels 0 and 15."""
     rows, cols = weight.shape
     groups = weight.detach().float().reshape(rows, cols // BLOCK, BLOCK)
     low, high = groups.amin(dim=-1, keepdim=True), groups.amax(dim=-1, keepdim=True)
-    scale = ((high - low) / 15).clamp(min=torch.finfo(torch.float32).tiny)
-    levels = ((groups - low) / scale).round().clamp(0, 15).to(torch.uint8)
+    scale = half_scale((high - low) / 15)
+    low = low.half()
+    levels = ((groups - low.float()) / scale.float()).round().clamp(0, 15).to(torch.uint8)
     packed = levels[..., :BLOCK // 2] | (levels[..., BLOCK // 2:] << 4)
     return {"qs": packed.reshape(rows, cols // 2).contiguous(), "d": scale.squeeze(-1).contiguous(),
             "m": low.squeeze(-1).contiguous()}
 
 
 def q8_0_blocks(weight: torch.Tensor) -> dict[str, torch.Tensor]:
-    """`weight` (N, K) as Q8_0 blocks: int8 levels and a float32 scale per 32 (d = max |w| / 127,
-    as llama.cpp quantizes, so a Q8_0 weight is found again exactly)."""
+    """`weight` (N, K) as Q8_0 blocks: int8 levels and a float16 scale per 32 (d = max |w| / 127,
+    as llama.cpp quantizes and stores it, so a Q8_0 weight is found again exactly)."""
     rows, cols = weight.shape
     groups = weight.detach().float().reshape(rows, cols // BLOCK, BLOCK)
-    scale = (groups.abs().amax(dim=-1, keepdim=True) / 127).clamp(min=torch.finfo(torch.float32).tiny)
-    levels = (groups / scale).round().clamp(-127, 127).to(torch.int8)
+    scale = half_scale(groups.abs().amax(dim=-1, keepdim=True) / 127)
+    levels = (groups / scale.float()).round().clamp(-127, 127).to(torch.int8)
     return {"qs": levels.reshape(rows, cols).contiguous(), "d": scale.squeeze(-1).contiguous()}
 
 
@@ -96,22 +105,23 @@ def q4_1_grid(weight: torch.Tensor) -> torch.Tensor:
     blocks = q4_1_blocks(weight)
     packed = blocks["qs"].reshape(weight.shape[0], -1, BLOCK // 2)
     levels = torch.cat([packed & 0xF, packed >> 4], dim=-1).float()
-    return (levels * blocks["d"][..., None] + blocks["m"][..., None]).reshape(weight.shape)
+    return (levels * blocks["d"][..., None].float() + blocks["m"][..., None].float()).reshape(weight.shape)
 
 
 def q8_0_grid(weight: torch.Tensor) -> torch.Tensor:
     """`weight` rounded to the Q8_0 grid (float32)."""
     blocks = q8_0_blocks(weight)
     levels = blocks["qs"].reshape(weight.shape[0], -1, BLOCK).float()
-    return (levels * blocks["d"][..., None]).reshape(weight.shape)
+    return (levels * blocks["d"][..., None].float()).reshape(weight.shape)
 
 
 def supported_shapes(model: Any) -> bool:
-    """Whether every product's inputs split into whole blocks (the kernels assume it)."""
+    """Whether every product's inputs split into whole blocks, at most MAX_WIDTH wide (the kernels
+    assume both)."""
     config = model.config
     head_dim = int(getattr(config, "head_dim", None) or config.hidden_size // config.num_attention_heads)
-    return all(width % BLOCK == 0 for width in (config.hidden_size, config.intermediate_size,
-                                                  config.num_attention_heads * head_dim))
+    return all(width % BLOCK == 0 and width <= MAX_WIDTH
+               for width in (config.hidden_size, config.intermediate_size, config.num_attention_heads * head_dim))
 
 
 class NativeDecodeStep:

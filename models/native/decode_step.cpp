@@ -13,7 +13,7 @@ namespace {
 
 Q4 q4_of(const std::vector<torch::Tensor>& t, size_t at) {  // (qs (N, K/2) uint8, d (N, K/32), m (N, K/32))
   const auto& qs = t[at];
-  return {qs.data_ptr<uint8_t>(), t[at + 1].data_ptr<float>(), t[at + 2].data_ptr<float>(), qs.size(0), qs.size(1) * 2};
+  return {qs.data_ptr<uint8_t>(), t[at + 1].data_ptr<at::Half>(), t[at + 2].data_ptr<at::Half>(), qs.size(0), qs.size(1) * 2};
 }
 
 // ---- the rest of a layer ------------------------------------------------------------------
@@ -60,11 +60,11 @@ std::vector<float> embed_rows(const torch::Tensor& tokens, const torch::Tensor& 
   }
   const int64_t* token = tokens.data_ptr<int64_t>();
   const int8_t* q = out_qs.data_ptr<int8_t>();
-  const float* d = out_d.data_ptr<float>();
+  const at::Half* d = out_d.data_ptr<at::Half>();
   for (int b = 0; b < s.rows; ++b) {
     TORCH_CHECK(token[b] >= 0 && token[b] < out_qs.size(0), "token id out of the vocabulary");
     for (int64_t i = 0; i < s.width; ++i)
-      x[b * s.width + i] = d[token[b] * (s.width / BLOCK) + i / BLOCK] * q[token[b] * s.width + i];
+      x[b * s.width + i] = float(d[token[b] * (s.width / BLOCK) + i / BLOCK]) * q[token[b] * s.width + i];
   }
   return x;
 }
@@ -168,7 +168,7 @@ torch::Tensor step(torch::Tensor tokens, torch::Tensor positions, torch::Tensor 
     run_layer(x, weights, l * LAYER_TENSORS, keys[l], values[l], mask8.data_ptr<uint8_t>(), length, s, w);
   for (int b = 0; b < rows; ++b)
     rms_norm(&x[b * width], weights[tail].data_ptr<float>(), width, s.eps, &w.h[b * width]);
-  const Q8 out{out_qs.data_ptr<int8_t>(), weights[tail + 2].data_ptr<float>(), out_qs.size(0), out_qs.size(1)};
+  const Q8 out{out_qs.data_ptr<int8_t>(), weights[tail + 2].data_ptr<at::Half>(), out_qs.size(0), out_qs.size(1)};
   auto logits = torch::empty({rows, out.n}, torch::kFloat32);
   q8_product(out, w.h.data(), rows, logits.data_ptr<float>(), w.prep, int8);
   return logits;
@@ -182,7 +182,7 @@ void check_input(const torch::Tensor& x, int64_t k) {
 // One product alone (benchmarks and tests): x (rows, K) float32 -> (rows, N).
 torch::Tensor linear_q4(torch::Tensor x, torch::Tensor qs, torch::Tensor d, torch::Tensor m, bool int8) {
   auto input = x.to(torch::kFloat32).contiguous();
-  Q4 w{qs.data_ptr<uint8_t>(), d.data_ptr<float>(), m.data_ptr<float>(), qs.size(0), qs.size(1) * 2};
+  Q4 w{qs.data_ptr<uint8_t>(), d.data_ptr<at::Half>(), m.data_ptr<at::Half>(), qs.size(0), qs.size(1) * 2};
   check_input(input, w.k);
   auto out = torch::empty({input.size(0), w.n}, torch::kFloat32);
   Prepared prep;
@@ -192,7 +192,7 @@ torch::Tensor linear_q4(torch::Tensor x, torch::Tensor qs, torch::Tensor d, torc
 
 torch::Tensor linear_q8(torch::Tensor x, torch::Tensor qs, torch::Tensor d, bool int8) {
   auto input = x.to(torch::kFloat32).contiguous();
-  Q8 w{qs.data_ptr<int8_t>(), d.data_ptr<float>(), qs.size(0), qs.size(1)};
+  Q8 w{qs.data_ptr<int8_t>(), d.data_ptr<at::Half>(), qs.size(0), qs.size(1)};
   check_input(input, w.k);
   auto out = torch::empty({input.size(0), w.n}, torch::kFloat32);
   Prepared prep;

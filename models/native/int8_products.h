@@ -179,7 +179,9 @@ VNNI_TARGET void q4_vnni(const Q4& w, const QRows& x, const float* xsum, int64_t
     __m512 acc[R];
     for (int b = 0; b < R; ++b) acc[b] = _mm512_setzero_ps();
     const uint8_t* q = w.qs + n * blocks * 16;
-    const float* d = w.d + n * blocks;
+    float d[MAX_BLOCKS], m[MAX_BLOCKS];
+    widen(w.d + n * blocks, blocks, d);
+    widen(w.m + n * blocks, blocks, m);
     for (int64_t p = 0; p < pairs; ++p) {
       const bool both = 2 * p + 1 < blocks;
       const __m256i packed = both ? _mm256_loadu_si256(reinterpret_cast<const __m256i*>(q + 32 * p))
@@ -195,7 +197,7 @@ VNNI_TARGET void q4_vnni(const Q4& w, const QRows& x, const float* xsum, int64_t
       }
     }
     for (int b = 0; b < R; ++b)
-      y[b * w.n + n] = _mm512_reduce_add_ps(add_min_terms(acc[b], w.m + n * blocks, xsum + b * blocks, blocks));
+      y[b * w.n + n] = _mm512_reduce_add_ps(add_min_terms(acc[b], m, xsum + b * blocks, blocks));
   }
 }
 
@@ -208,7 +210,8 @@ VNNI_TARGET void q8_vnni(const Q8& w, const QRows& x, int64_t n0, int64_t n1, fl
     __m512 acc[R];
     for (int b = 0; b < R; ++b) acc[b] = _mm512_setzero_ps();
     const int8_t* q = w.qs + n * w.k;
-    const float* d = w.d + n * blocks;
+    float d[MAX_BLOCKS];
+    widen(w.d + n * blocks, blocks, d);
     for (int64_t p = 0; p < pairs; ++p) {
       const bool both = 2 * p + 1 < blocks;
       const __m512i levels = _mm512_xor_si512(

@@ -40,6 +40,7 @@ void over_tiles(int64_t n, int rows, Tile&& tile) {
 
 void q4_product(const Q4& w, const float* x, int rows, float* y, Prepared& prep, bool int8) {
   const int64_t blocks = w.k / BLOCK;
+  TORCH_CHECK(blocks <= MAX_BLOCKS, "rows of more than ", MAX_BLOCKS * BLOCK, " weights");
   if (!int8) {
     prep.xsum.assign(rows * blocks, 0.f);
     for (int b = 0; b < rows; ++b)
@@ -67,6 +68,7 @@ void q4_product(const Q4& w, const float* x, int rows, float* y, Prepared& prep,
 }
 
 void q8_product(const Q8& w, const float* x, int rows, float* y, Prepared& prep, bool int8) {
+  TORCH_CHECK(w.k / BLOCK <= MAX_BLOCKS, "rows of more than ", MAX_BLOCKS * BLOCK, " weights");
   if (int8) quantize_rows(x, rows, w.k, Layout::Q8, prep.quantized);
   const QX& qx = prep.quantized;
   over_tiles(w.n, rows, [&](int t, int tile, int64_t n0, int64_t n1) {

@@ -78,7 +78,8 @@ def test_blocks_keep_gguf_nibble_order_and_a_grid_weight_exactly() -> None:
     weight = q4_1_grid(torch.randn(3, 64))
     blocks = q4_1_blocks(weight)
     first = blocks["qs"][0, 0]
-    level = ((weight[0, :32] - blocks["m"][0, 0]) / blocks["d"][0, 0]).round().to(torch.uint8)
+    assert blocks["d"].dtype == blocks["m"].dtype == torch.float16  # as GGUF stores them
+    level = ((weight[0, :32] - blocks["m"][0, 0].float()) / blocks["d"][0, 0].float()).round().to(torch.uint8)
     assert int(first) == int(level[0]) | (int(level[16]) << 4)  # byte j: weight j low, j + 16 high
     torch.testing.assert_close(q4_1_grid(weight), weight, rtol=0, atol=1e-6)
 
