@@ -156,7 +156,7 @@ def main() -> None:
     parser.add_argument("--style", action="store_true", help="score the style setting instead (bench/styles.py)")
     parser.add_argument("--max-batch", type=int, default=64,
                         help="rows per step; 8 or fewer keeps SmolLM2 on its small-batch path throughout")
-    parser.add_argument("--decode", default="auto", help="SmolLM2's small-batch path: native, auto, off, dense, int8, int4")
+    parser.add_argument("--decode", default="auto", help="SmolLM2's small-batch path: native, native-float32, auto, off, dense, int8, int4")
     parser.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], default="auto",
                         help="SmolLM2's dtype as it writes (auto: bfloat16 where the CPU has bf16 units)")
     parser.add_argument("--judge", choices=["writer", "float32"], default="writer",

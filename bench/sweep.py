@@ -167,7 +167,7 @@ def main() -> None:
     parser.add_argument("--levels", default="1,4,16,64", help="requests in flight, comma-separated")
     parser.add_argument("--tokens", type=int, default=128, help="tokens each request writes")
     parser.add_argument("--rounds", type=int, default=2, help="requests per level = in flight x rounds (>= 4)")
-    parser.add_argument("--paths", default="auto", help="decode paths to compare: native, auto, off, dense, int8, int4")
+    parser.add_argument("--paths", default="auto", help="decode paths to compare: native, native-float32, auto, off, dense, int8, int4")
     parser.add_argument("--remote", default=None, help="an OpenAI-compatible server's base URL")
     parser.add_argument("--model", default="smollm2")
     parser.add_argument("--device", default="auto")

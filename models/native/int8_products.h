@@ -122,36 +122,44 @@ float block_scale(const QRows& x, int b, int64_t i) {
   return 0.f;
 }
 
-void q4_int8_plain(const Q4& w, const QRows& x, const float* xsum, int rows, int64_t n0, int64_t n1, float* y) {
-  const int64_t blocks = w.k / BLOCK;
+// y[b, n] = the sum over blocks i of block(n, b, i, dot), dot being the integer dot product of
+// the block's weight levels, level(n, i, j), with x's.
+template <typename Level, typename Block>
+void int8_plain(int64_t n_out, int64_t k, const QRows& x, int rows, int64_t n0, int64_t n1, float* y, Level level,
+                Block block) {
   for (int64_t n = n0; n < n1; ++n)
     for (int b = 0; b < rows; ++b) {
       const int8_t* xq = x.q + b * x.pairs * 64;
       float s = 0.f;
-      for (int64_t i = 0; i < blocks; ++i) {
-        const uint8_t* q = w.qs + (n * blocks + i) * 16;
+      for (int64_t i = 0; i < k / BLOCK; ++i) {
         int32_t dot = 0;
-        for (int j = 0; j < 16; ++j)
-          dot += (q[j] & 0xF) * xq[level_offset(x.layout, i, j)] + (q[j] >> 4) * xq[level_offset(x.layout, i, j + 16)];
-        s += w.d[n * blocks + i] * block_scale(x, b, i) * float(dot) + w.m[n * blocks + i] * xsum[b * blocks + i];
+        for (int j = 0; j < BLOCK; ++j) dot += level(n, i, j) * xq[level_offset(x.layout, i, j)];
+        s += block(n, b, i, dot);
       }
-      y[b * w.n + n] = s;
+      y[b * n_out + n] = s;
     }
+}
+
+void q4_int8_plain(const Q4& w, const QRows& x, const float* xsum, int rows, int64_t n0, int64_t n1, float* y) {
+  const int64_t blocks = w.k / BLOCK;
+  int8_plain(w.n, w.k, x, rows, n0, n1, y,
+             [&](int64_t n, int64_t i, int j) {
+               const uint8_t byte = w.qs[(n * blocks + i) * 16 + j % 16];  // weight j low, j + 16 high
+               return int32_t(j < 16 ? byte & 0xF : byte >> 4);
+             },
+             [&](int64_t n, int b, int64_t i, int32_t dot) {
+               return float(w.d[n * blocks + i]) * block_scale(x, b, i) * float(dot) +
+                      float(w.m[n * blocks + i]) * xsum[b * blocks + i];
+             });
 }
 
 void q8_int8_plain(const Q8& w, const QRows& x, int rows, int64_t n0, int64_t n1, float* y) {
   const int64_t blocks = w.k / BLOCK;
-  for (int64_t n = n0; n < n1; ++n)
-    for (int b = 0; b < rows; ++b) {
-      const int8_t* xq = x.q + b * x.pairs * 64;
-      float s = 0.f;
-      for (int64_t i = 0; i < blocks; ++i) {
-        int32_t dot = 0;
-        for (int j = 0; j < BLOCK; ++j) dot += w.qs[n * w.k + BLOCK * i + j] * xq[level_offset(x.layout, i, j)];
-        s += w.d[n * blocks + i] * block_scale(x, b, i) * float(dot);
-      }
-      y[b * w.n + n] = s;
-    }
+  int8_plain(w.n, w.k, x, rows, n0, n1, y,
+             [&](int64_t n, int64_t i, int j) { return int32_t(w.qs[n * w.k + BLOCK * i + j]); },
+             [&](int64_t n, int b, int64_t i, int32_t dot) {
+               return float(w.d[n * blocks + i]) * block_scale(x, b, i) * float(dot);
+             });
 }
 
 // ---- AVX512-VNNI: a pair of blocks (64 weights) per vpdpbusd, R rows per weight load ----------
