@@ -135,8 +135,9 @@ def _draw(logits: torch.Tensor, rows: list[RowSampling], candidates: int) -> lis
     ranks = torch.arange(k_max, device=logits.device)[None, :]
     values = values.masked_fill(ranks >= torch.tensor(ks, device=logits.device)[:, None], NEG_INF)
     # Probabilities among what top-k keeps: a capped row's candidates share the whole vocabulary's mass.
-    capped_t = torch.tensor(capped, device=logits.device)
-    norm = torch.where(capped_t, torch.logsumexp(logits, dim=-1), torch.logsumexp(values, dim=-1))
+    norm = torch.logsumexp(values, dim=-1)
+    if any(capped):  # the whole vocabulary's sum only where needed: 36 us of a 5.8 ms token alone
+        norm = torch.where(torch.tensor(capped, device=logits.device), torch.logsumexp(logits, dim=-1), norm)
     probs = torch.exp(values - norm[:, None])
     p_t = torch.tensor(top_p, dtype=probs.dtype, device=logits.device)[:, None]
     before = probs.cumsum(dim=-1) - probs  # probability mass strictly before each token
