@@ -6,11 +6,11 @@ with the hand-trimmed step (models/llama_step.py), its weights packed in as few 
 the model what it is (int4 for a model that was 4-bit in its GGUF file, int8 for an 8-bit output
 layer, else its own dtype), and larger batches with transformers' forward in the model's dtype.
 DECODE_PATH=native asks for the compiled step instead (models/native_step.py: Q4_1 and Q8_0
-blocks, one C++ call a step), for up to NATIVE_MAX_BATCH rows, with 8-bit activations as llama.cpp
-takes them where the processor has AVX512-VNNI and float32 ones elsewhere ("native-float32" keeps
-float32 everywhere); where it cannot be compiled the torch step serves, for its own batch sizes. Unset (DEFAULT), the compiled step
-serves models whose blocks it holds exactly (the embedded SmolLM2) and the rest keep transformers'
-forward. The GPU keeps transformers' forward throughout. Packed weights
+blocks, one C++ call a step): with 8-bit activations as llama.cpp takes them where the processor
+has AVX512-VNNI (up to NATIVE_MAX_BATCH_INT8 rows), else float32 ones (up to NATIVE_MAX_BATCH);
+"native-float32" keeps float32 everywhere. Where it cannot be compiled the torch step serves,
+for its own batch sizes. Unset (DEFAULT), the compiled step serves models whose blocks it holds
+exactly (the embedded SmolLM2) and the rest keep transformers' forward. The GPU keeps transformers' forward throughout. Packed weights
 (and the compiled step) are cached on disk, so the second start does not pack them again.
 """
 
@@ -89,9 +89,9 @@ def choose_plan(model: Any, device: torch.device, gguf_path: Path | None,
                 requested: str = "auto") -> DecodePlan | None:
     """The plan for `model`, or None where transformers' forward serves every batch (the GPU, a
     model the trimmed step does not cover, an unknown processor, or `requested` "off").
-    "native" asks for the compiled step; `build_step` falls back to the "auto" plan's torch step
-    when it cannot be compiled. DEFAULT is "native" where the compiled step holds the model's
-    weights exactly (native_holds_exactly), else "off"."""
+    "native" (or "native-float32") asks for the compiled step; `build_step` falls back to the
+    "auto" plan's torch step when it cannot be compiled. DEFAULT is "native" where the compiled
+    step holds the model's weights exactly (native_holds_exactly), else "off"."""
     if requested == DEFAULT:
         requested = NATIVE if native_holds_exactly(gguf_path) else "off"
     if requested == "off" or device.type != "cpu" or not supports(model):
@@ -113,7 +113,8 @@ def choose_plan(model: Any, device: torch.device, gguf_path: Path | None,
                                            and int4_supported(config.intermediate_size)):
         layers = "dense" if layers == "int4" else layers
         output = "int8" if output == "int4" else output
-    native = (requested in (NATIVE, NATIVE_FLOAT32) and supported_shapes(model)  # the C++ reads float32 or bfloat16 caches only
+    native = (requested in (NATIVE, NATIVE_FLOAT32) and supported_shapes(model)
+              # the C++ reads float32 or bfloat16 caches only
               and model.get_input_embeddings().weight.dtype in (torch.float32, torch.bfloat16))
     if native:
         max_batch = min(NATIVE_MAX_BATCH_AMX if amx else NATIVE_MAX_BATCH.get(capability, 8),
