@@ -4,8 +4,9 @@ The trimmed torch step (models/llama_step.py) still dispatches ~20 operations pe
 Python; this one runs a whole step (every layer, attention over the batch's KV cache, the output
 layer) in one C++ call (models/native/decode_step.cpp). Decoder weights are held as GGUF Q4_1
 blocks (32 weights: a scale, a minimum and 4-bit levels), the output layer as Q8_0 blocks (a scale
-and 8-bit levels); activations in float32, or (`int8`) cut into blocks of 32 with a scale and 8-bit
-levels as llama.cpp does, so that AVX512-VNNI multiplies them in integers (1.4x faster a step alone). It reads and writes the same HeadroomLayer cache as
+and 8-bit levels); activations in float32, or (`int8`) cut into blocks of 32 with a scale and
+8-bit levels as llama.cpp does, so that AVX512-VNNI multiplies them in integers (1.5x faster a
+step alone). It reads and writes the same HeadroomLayer cache as
 transformers' forward (models/kv_cache.py), so a batch can change path between any two steps.
 
 The C++ is compiled at first use with torch.utils.cpp_extension into a cache folder on disk (the

@@ -28,7 +28,8 @@ int ISA = BEST_ISA;  // tests may pick a lesser kernel set (use_kernels in decod
 
 // ---- Q4_1 rows [n0, n1): y[b, n] = sum_k d_k * dot(q_k, x_bk) + m_k * sum(x_bk) -------------
 // Scales and minima in float16 as GGUF stores them: alone a step is bound by reading its weights,
-// and 2 bytes a block instead of 4 is 13% fewer bytes. Kernels widen a row's to float32 first.
+// and 2 bytes a block instead of 4 is 13% fewer bytes. These float32 kernels widen a row's first;
+// the VNNI ones (int8_products.h) read them in place.
 struct Q4 { const uint8_t* qs; const at::Half* d; const at::Half* m; int64_t n; int64_t k; };
 struct Q8 { const int8_t* qs; const at::Half* d; int64_t n; int64_t k; };
 constexpr int64_t MAX_BLOCKS = 1024;  // blocks a row (K up to 32,768): kernels widen them on the stack

@@ -204,9 +204,8 @@ std::string isa_name() { return VNNI ? "AVX-512 VNNI" : ISA == 2 ? "AVX-512" : I
 
 // Tests run every kernel set this processor has: "best", "avx512", "avx2" or "plain".
 std::string use_kernels(const std::string& name) {
-  const int isa = name == "best" || name == "avx512" ? BEST_ISA : name == "avx2" ? std::min(BEST_ISA, 1) : 0;
-  TORCH_CHECK(name == "best" || name == "plain" || (name == "avx512" && BEST_ISA == 2) || (name == "avx2" && BEST_ISA >= 1),
-              "this processor has no ", name, " kernels");
+  const int isa = name == "best" ? BEST_ISA : name == "avx512" ? 2 : name == "avx2" ? 1 : name == "plain" ? 0 : -1;
+  TORCH_CHECK(isa >= 0 && isa <= BEST_ISA, "this processor has no ", name, " kernels");
   ISA = isa;
   VNNI = name == "best" && HAS_VNNI;
   return isa_name();

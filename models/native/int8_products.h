@@ -1,8 +1,8 @@
 // Products of GGUF blocks with 8-bit activations, as llama.cpp multiplies Q4_1 and Q8_0 weights:
 // each row's activations are cut into blocks of 32 with a scale d = max|x| / 127 and levels
 // q = round(x / d), and a block's dot product is integer (AVX512-VNNI's vpdpbusd: 64 products of
-// an unsigned and a signed byte in one instruction), scaled once. The float32 kernels spent 10
-// vector operations on a block of 32 weights at one row, these 6. The Q4_1 minimum's term takes
+// an unsigned and a signed byte in one instruction), scaled once. At one row the float32 kernels
+// spent about 9 vector operations on a block of 32 weights, these 5.5. The Q4_1 minimum's term takes
 // the sum of the rounded x, as llama.cpp's does: the product is then exactly the weights times the
 // rounded x (with x's own sum the rounding errors, times levels 0-15, no longer cancel). A plain
 // C++ loop computes the same where VNNI is missing (tests).
@@ -30,7 +30,7 @@ enum class Layout { Q4, Q8 };
 struct QX {
   std::vector<int8_t> q;      // (rows, pairs, 64)
   std::vector<float> d;       // (rows, pairs, 16): the scale of the block each lane belongs to
-  std::vector<int32_t> corr;  // (rows, pairs, 16): -128 * the lane's 4 levels summed
+  std::vector<int32_t> corr;  // Q8 layout only, (rows, pairs, 16): -128 * the lane's 4 levels summed
   std::vector<float> sums;    // (rows, blocks): d * the block's levels summed (the rounded x's sum)
   int64_t pairs = 0;
   Layout layout = Layout::Q4;
@@ -47,7 +47,8 @@ struct QRows {
 
 QRows rows_from(const QX& x, int t) {
   const int64_t at = t * x.pairs;
-  return {x.q.data() + at * 64, x.d.data() + at * 16, x.corr.data() + at * 16, x.pairs, x.layout};
+  const int32_t* corr = x.corr.empty() ? nullptr : x.corr.data() + at * 16;
+  return {x.q.data() + at * 64, x.d.data() + at * 16, corr, x.pairs, x.layout};
 }
 
 // Where level j of block i (within its pair) lies, and which lanes carry the block's scale.
@@ -95,7 +96,7 @@ void quantize_rows(const float* x, int rows, int64_t k, Layout layout, QX& out) 
   out.layout = layout;
   out.q.assign(rows * out.pairs * 64, 0);
   out.d.assign(rows * out.pairs * 16, 0.f);
-  out.corr.assign(rows * out.pairs * 16, 0);
+  out.corr.assign(layout == Layout::Q8 ? rows * out.pairs * 16 : 0, 0);  // only Q8_0 weights need them
   out.sums.assign(rows * blocks, 0.f);
   for (int b = 0; b < rows; ++b) {
     int8_t* q = out.q.data() + b * out.pairs * 64;
@@ -109,6 +110,7 @@ void quantize_rows(const float* x, int rows, int64_t k, Layout layout, QX& out) 
       for (int lane = 0; lane < 16; ++lane)
         if (lane_in_block(layout, lane, i % 2)) d[(i / 2) * 16 + lane] = scale;
     }
+    if (layout != Layout::Q8) continue;
     int32_t* corr = out.corr.data() + b * out.pairs * 16;
     for (int64_t lane = 0; lane < out.pairs * 16; ++lane)
       corr[lane] = -128 * (q[4 * lane] + q[4 * lane + 1] + q[4 * lane + 2] + q[4 * lane + 3]);

@@ -41,13 +41,14 @@ void over_tiles(int64_t n, int rows, Tile&& tile) {
 void q4_product(const Q4& w, const float* x, int rows, float* y, Prepared& prep, bool int8) {
   const int64_t blocks = w.k / BLOCK;
   TORCH_CHECK(blocks <= MAX_BLOCKS, "rows of more than ", MAX_BLOCKS * BLOCK, " weights");
-  if (!int8) {
+  if (int8) {
+    quantize_rows(x, rows, w.k, Layout::Q4, prep.quantized);  // with the rounded x's block sums
+  } else {
     prep.xsum.assign(rows * blocks, 0.f);
     for (int b = 0; b < rows; ++b)
       for (int64_t i = 0; i < blocks; ++i)
         for (int j = 0; j < BLOCK; ++j) prep.xsum[b * blocks + i] += x[b * w.k + BLOCK * i + j];
   }
-  if (int8) quantize_rows(x, rows, w.k, Layout::Q4, prep.quantized);
   const float* xs = int8 ? prep.quantized.sums.data() : prep.xsum.data();
   const QX& qx = prep.quantized;
   over_tiles(w.n, rows, [&](int t, int tile, int64_t n0, int64_t n1) {
