@@ -33,6 +33,9 @@ class Prompt:
     """The voice to write in (tone, genre, audience, language, point of view): chat models read
     it in the system prompt, plain LMs in the prompt header; the LSTM and the Markov chain, which
     condition on the topic's words only, ignore it."""
+    cast: tuple[str, ...] = ()
+    """The story's proper names (models.story_cast), oldest first: kept by the sampler (DRY and
+    the no-repeat ban spare them) and, where it helps, named in the prompt."""
 
 
 @runtime_checkable
