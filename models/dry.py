@@ -151,6 +151,14 @@ class RowDry:
         self.matches[n] = 0
         self.length = n + 1
 
+    def truncate(self, length: int) -> None:
+        """Forget the tokens from `length` on (a row that rewinds): the match lengths are those of
+        the shorter sequence, computed again."""
+        self.length = max(0, min(length, self.length))
+        self.seq[self.length:] = 0
+        self.matches[self.length:] = 0
+        self.matches[: self.length] = match_lengths(self.seq[: self.length], self.is_breaker)
+
     def penalised(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(tokens, penalties) to subtract from this row's logits now."""
         tokens, lengths = penalised_tokens(self.seq[: self.length], self.matches[: self.length],
@@ -158,14 +166,18 @@ class RowDry:
         return tokens, self.settings.penalty(lengths)
 
 
-def apply_dry(logits: torch.Tensor, rows: Sequence[RowDry | None]) -> torch.Tensor:
-    """Subtract every row's DRY penalties from its logits, in one indexed update for the batch."""
+def apply_dry(logits: torch.Tensor, rows: Sequence[RowDry | None],
+              spared: Sequence[set[int]] = ()) -> torch.Tensor:
+    """Subtract every row's DRY penalties from its logits, in one indexed update for the batch,
+    except on the tokens `spared[i]` of each row (those that continue a name of the story)."""
     row_index, token_index, amounts = [], [], []
     for i, dry in enumerate(rows):
         if dry is None:
             continue
         tokens, penalties = dry.penalised()
         tokens_ok = tokens < logits.shape[-1]
+        if i < len(spared) and spared[i] and len(tokens):
+            tokens_ok &= ~torch.isin(tokens, torch.tensor(sorted(spared[i]), dtype=tokens.dtype))
         if len(tokens):
             row_index.append(torch.full((int(tokens_ok.sum()),), i, dtype=torch.long))
             token_index.append(tokens[tokens_ok])

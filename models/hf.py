@@ -188,7 +188,7 @@ class HFStepModel:
         if self.is_chat:
             def chat_ids(history: list[str], gap: bool = False) -> list[int]:
                 return self._apply_chat_template(chat_messages(prompt.topic, history, prompt.direction, gap,
-                                                               prompt.style))
+                                                               prompt.style, prompt.cast))
 
             history, gap = window(list(prompt.history), lambda kept: len(chat_ids(kept, True)) <= budget)
             return chat_ids(history, gap)[-budget:]
@@ -211,6 +211,13 @@ class HFStepModel:
 
     def decode_text(self, ids: list[int]) -> str:
         return str(self.tokenizer.decode(ids, skip_special_tokens=True))
+
+    def name_token_ids(self, name: str) -> list[list[int]]:
+        """A name's token sequences as it may appear in text: after a space or not, whole and
+        word by word (models.name_guard)."""
+        forms = [name, *name.split()]
+        return [[int(t) for t in self.tokenizer.encode(prefix + form, add_special_tokens=False)]
+                for form in dict.fromkeys(forms) for prefix in (" ", "")]
 
     # -- batched steps ----------------------------------------------------------------------
     def new_batch(self) -> KVBatch:
@@ -290,6 +297,16 @@ class HFStepModel:
                          use_cache=True)
         batch.positions = batch.positions + 1
         return out.logits[:, -1, :].float()
+
+    def rewind(self, batch: KVBatch, row: int, kept: list[int], drop: int) -> None:
+        """Forget the last `drop` tokens of `row` (a banned phrase): their columns are masked,
+        not moved, so the other rows keep their layout, and the row's positions go back. The
+        next token it is fed takes the first forgotten one's position, as if it had never been."""
+        if drop <= 0 or batch.mask is None or batch.positions is None:
+            return
+        live = batch.mask[row].nonzero().flatten()
+        batch.mask[row, live[-drop:]] = 0
+        batch.positions[row] -= drop
 
     def keep(self, batch: KVBatch, rows: list[int]) -> None:
         if batch.mask is None or batch.cache is None or batch.positions is None:

@@ -180,6 +180,9 @@ class MarkovBackend:
     def decode_text(self, ids: list[int]) -> str:
         return self.vocab.decode(ids)
 
+    def name_token_ids(self, name: str) -> list[list[int]]:
+        return self.vocab.name_token_ids(name)
+
     def new_batch(self) -> list[Context]:
         return []
 
@@ -194,6 +197,10 @@ class MarkovBackend:
         for row, token in enumerate(tokens.tolist()):
             batch[row] = self.chain.context_of([*batch[row], int(token)])
         return self._logits(batch)
+
+    def rewind(self, batch: list[Context], row: int, kept: list[int], drop: int) -> None:
+        """The row's context as it was after `kept` (a rewind past a banned phrase)."""
+        batch[row] = self.chain.context_of(kept)
 
     def keep(self, batch: list[Context], rows: list[int]) -> None:
         batch[:] = [batch[r] for r in rows]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -41,9 +42,15 @@ class SettingSpec:
             return "on or off"
         if self.kind is str:
             return f"text of at most {int(self.maximum or 0)} characters"
+        if self.kind is tuple:
+            return (f"up to {MAX_PHRASES} phrases separated by {PHRASE_SEPARATOR!r}, each of at most "
+                    f"{int(self.maximum or 0)} characters")
         return f"{_fmt(self.minimum)} to {_fmt(self.maximum)}"
 
 
+MAX_PHRASES = 20  # banned phrases per place: a community's clichés, not a word filter
+PHRASE_SEPARATOR = ";"  # phrases may hold commas ("well, well"), rarely semicolons
+MENTION_SYNTAX = re.compile(r"<[@#][!&]?\d+>|@(everyone|here)\b|<a?:\w+:\d+>")
 MAX_SHOWN_DIGITS = 16  # a longer number is shown in scientific notation
 
 
@@ -83,6 +90,8 @@ _SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("seed", int, "Random seed for repeatable text (unset = random)", 0, 2**31 - 1, optional=True),
     SettingSpec("stop_at_paragraph", bool, "Stop at the end of the first paragraph"),
     SettingSpec("stop", str, "Stop when this text appears (empty = none)", maximum=40),
+    SettingSpec("banned_phrases", tuple, "Phrases never written, separated by ';' (the built-in ones always "
+                "apply)", maximum=40),
 )
 SETTINGS: dict[str, SettingSpec] = {spec.name: spec for spec in _SPECS}
 
@@ -132,6 +141,11 @@ class GenerationParams:
     """Stop at the first blank line after min_new_tokens."""
     stop: str = ""
     """Stop when this string appears (not included in the output)."""
+    banned_phrases: tuple[str, ...] = ()
+    """A place's own phrases never to write (a community's clichés), besides the built-in list
+    (bot.engine.banned_phrases): a row that writes one rewinds to where it began and writes on
+    another way. Case does not matter; one that starts with a capital letter is banned only where
+    it starts a sentence ("The story" but not "told the story")."""
     ignore_eos: bool = False
     """Write on through end of text and stop strings to max_new_tokens (benchmarks; not a user
     setting: it has no SettingSpec, so no front offers it and nothing stores it)."""
@@ -206,6 +220,8 @@ def check_value(spec: SettingSpec, value: Any) -> Any:
         if isinstance(value, bool):
             return value
         raise SettingError(f"{spec.name} must be on or off, got {value!r}")
+    if spec.kind is tuple:
+        return check_phrases(spec, value)
     if spec.kind is str:
         if not isinstance(value, str):
             raise SettingError(f"{spec.name} must be text, got {value!r}")
@@ -239,6 +255,29 @@ def check_value(spec: SettingSpec, value: Any) -> Any:
     return value
 
 
+def check_phrases(spec: SettingSpec, value: Any) -> tuple[str, ...]:
+    """A list of phrases (text separated by PHRASE_SEPARATOR, or a stored list) as a checked
+    tuple: each stripped, none empty or repeated, at most MAX_PHRASES of at most `maximum`
+    characters, nothing invisible and no mention syntax (a phrase is shown in /settings)."""
+    if isinstance(value, str):
+        value = value.split(PHRASE_SEPARATOR)
+    if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) for p in value):
+        raise SettingError(f"{spec.name} must be {spec.range_text()}, got {show_value(value)}")
+    phrases = tuple(dict.fromkeys(" ".join(p.split()) for p in value if p.strip()))
+    if len(phrases) > MAX_PHRASES:
+        raise SettingError(f"{spec.name} takes at most {MAX_PHRASES} phrases, got {len(phrases)}")
+    for phrase in phrases:
+        if len(phrase) > (spec.maximum or 0):
+            raise SettingError(f"each of {spec.name} must be at most {int(spec.maximum or 0)} characters, got "
+                               f"{len(phrase)} in {show_value(phrase)}")
+        if not phrase.isprintable():
+            raise SettingError(f"{spec.name} must not contain control or invisible characters")
+        if MENTION_SYNTAX.search(phrase):
+            raise SettingError(f"{spec.name} must not contain mentions (@everyone, @here, <@...>), got "
+                               f"{show_value(phrase)}")
+    return phrases
+
+
 def parse_setting(name: str, text: str, settings: Mapping[str, SettingSpec] = SETTINGS) -> tuple[str, Any]:
     """Parse a user's `name value` pair (console or Discord text) into a checked value."""
     key = name.strip().lower().replace("-", "_")
@@ -254,7 +293,7 @@ def parse_setting(name: str, text: str, settings: Mapping[str, SettingSpec] = SE
         if raw.lower() in _FALSE:
             return key, False
         raise SettingError(f"{key} must be on or off, got {show_value(raw)}")
-    if spec.kind is str:
+    if spec.kind in (str, tuple):
         return key, check_value(spec, raw)
     try:
         number: float = float(raw)

@@ -46,25 +46,44 @@ def window(history: list[str], fits: Callable[[list[str]], bool]) -> tuple[list[
     return history[-1:], False
 
 
+NEXT_REQUEST = "Write the next paragraph of the story."
+NEXT_DIRECTED = "Write the next paragraph of the story, in which {direction}."
+CAST_NOTE = " Keep the names: {cast}."
+MEMORY = " The story is about {topic}.{cast}"
+
+
 def chat_messages(topic: str, history: list[str], direction: str | None, gap: bool = False,
-                  style: str | None = None) -> list[dict[str, str]]:
+                  style: str | None = None, cast: tuple[str, ...] = ()) -> list[dict[str, str]]:
     """The system prompt (with the `style` to write in, if any) and one request: a new paragraph
     on the topic, or the next paragraph of the story so far (with `gap`, OMITTED after the
     opening marks dropped paragraphs).
 
     Chat models (SmolLM2-Instruct) follow an instruction far better than they continue text.
     """
+    import os
+    layout = os.environ.get("STORY_PROMPT", "request")
     topic = topic.strip().rstrip(".")
+    system = SYSTEM_PROMPT + (STYLE.format(style=style.strip().rstrip(".")) if style else "")
+    shown = [p.strip() for p in history]
+    if gap:
+        shown.insert(1, OMITTED)
+    names = ", ".join(cast)
+    if history and layout != "request":
+        if layout == "memory":
+            system += MEMORY.format(topic=topic, cast=f" Characters: {names}." if names else "")
+        last = NEXT_DIRECTED.format(direction=direction.strip().rstrip(".")) if direction else NEXT_REQUEST
+        if layout == "answer_cast" and names:
+            last += CAST_NOTE.format(cast=names)
+        return [{"role": "system", "content": system},
+                {"role": "user", "content": FIRST_REQUEST.format(topic=topic)},
+                {"role": "assistant", "content": "\n\n".join(shown)},
+                {"role": "user", "content": last}]
     if history:
-        shown = [p.strip() for p in history]
-        if gap:
-            shown.insert(1, OMITTED)
         request = STORY_REQUEST.format(topic=topic, story="\n\n".join(shown))
     else:
         request = FIRST_REQUEST.format(topic=topic)
     if direction:
         request += DIRECTION.format(direction=direction.strip().rstrip("."))
-    system = SYSTEM_PROMPT + (STYLE.format(style=style.strip().rstrip(".")) if style else "")
     return [{"role": "system", "content": system}, {"role": "user", "content": request}]
 
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import torch
 
 from models.dry import DrySettings, RowDry, apply_dry
+from models.name_guard import NameGuard
 from models.ngram_ban import NgramBan
 from models.params import GenerationParams
 
@@ -35,11 +36,16 @@ class RowSampling:
     dry: RowDry | None = None
     # The no-repeat n-gram ban over what the row wrote, updated one token at a time.
     ngram_ban: NgramBan = field(default_factory=lambda: NgramBan(0))
+    # Tokens the row may not write at a position: the first token of a banned phrase it wrote
+    # there before rewinding (bot/engine/rewind.py).
+    forbidden: dict[int, set[int]] = field(default_factory=dict)
+    # The story's names as token sequences: no penalty keeps the row from writing them again.
+    names: NameGuard | None = None
 
     @classmethod
     def create(cls, params: GenerationParams, eos_token_ids: frozenset[int], seed: int | None,
                ngram_free_tokens: frozenset[int] = frozenset(), context: list[int] | None = None,
-               sequence_breakers: frozenset[int] = frozenset()) -> RowSampling:
+               sequence_breakers: frozenset[int] = frozenset(), names: NameGuard | None = None) -> RowSampling:
         """A row's state. DRY runs over `context` (the prompt ids, which carry the story so far) and
         the new tokens; without a context (a new story's first paragraph) it stays off: there is no
         story to loop on yet, and the first paragraph's quality figures measured the same either way."""
@@ -51,7 +57,7 @@ class RowSampling:
         dry = RowDry(dry_settings, context, sequence_breakers) if dry_settings.enabled and context is not None else None
         return cls(params=params, eos_token_ids=eos_token_ids, generator=generator,
                    ngram_free_tokens=ngram_free_tokens, dry=dry,
-                   ngram_ban=NgramBan(params.no_repeat_ngram_size, ngram_free_tokens))
+                   ngram_ban=NgramBan(params.no_repeat_ngram_size, ngram_free_tokens), names=names)
 
     def push(self, token: int) -> None:
         """Record a chosen token (keeps the n-gram table incremental: O(1) per step)."""
@@ -60,30 +66,61 @@ class RowSampling:
             self.dry.push(token)
         self.ngram_ban.push(token)
 
+    def rewind(self, position: int) -> None:
+        """Forget every token from `position` on and forbid the one written there, so that the
+        row writes that position again some other way (its random stream goes on, not back)."""
+        dropped, removed = self.generated[position], len(self.generated) - position
+        self.forbidden = {at: tokens for at, tokens in self.forbidden.items() if at <= position}
+        self.forbidden.setdefault(position, set()).add(dropped)
+        del self.generated[position:]
+        if self.dry is not None:
+            self.dry.truncate(self.dry.length - removed)
+        self.ngram_ban = NgramBan.over(self.generated, self.ngram_ban.n, self.ngram_ban.free)
+
+    def spared(self) -> set[int]:
+        """Tokens that begin or continue one of the story's names here."""
+        return self.names.spared(self.generated) if self.names is not None else set()
+
 
 def apply_repetition_penalty(logits: torch.Tensor, rows: list[RowSampling]) -> torch.Tensor:
-    """CTRL penalty on tokens this row already wrote (divide positive scores, multiply negative)."""
+    """CTRL penalty on tokens this row already wrote (divide positive scores, multiply negative),
+    except the one that would begin or continue a name of the story."""
     for i, row in enumerate(rows):
         penalty = row.params.repetition_penalty
         if penalty == 1.0 or not row.generated:
             continue
-        seen = torch.tensor(sorted(set(row.generated)), dtype=torch.long, device=logits.device)
+        seen_ids = set(row.generated) - row.spared()
+        if not seen_ids:
+            continue
+        seen = torch.tensor(sorted(seen_ids), dtype=torch.long, device=logits.device)
         scores = logits[i, seen]
         logits[i, seen] = torch.where(scores < 0, scores * penalty, scores / penalty)
     return logits
 
 
 def apply_dry_penalty(logits: torch.Tensor, rows: list[RowSampling]) -> torch.Tensor:
-    """DRY over each row's story so far and its new tokens (models.dry)."""
-    return apply_dry(logits, [row.dry for row in rows])
+    """DRY over each row's story so far and its new tokens (models.dry); a name of the story is
+    never penalised for being repeated."""
+    return apply_dry(logits, [row.dry for row in rows], [row.spared() if row.dry else set() for row in rows])
 
 
 def apply_no_repeat_ngram(logits: torch.Tensor, rows: list[RowSampling]) -> torch.Tensor:
-    """Forbid the token that would repeat an n-gram this row already wrote."""
+    """Forbid the token that would repeat an n-gram this row already wrote (never a name's)."""
     for i, row in enumerate(rows):
         banned = row.ngram_ban.banned()
+        if banned and row.names is not None:
+            banned -= row.spared()
         if banned:
             logits[i, list(banned)] = NEG_INF
+    return logits
+
+
+def apply_forbidden(logits: torch.Tensor, rows: list[RowSampling]) -> torch.Tensor:
+    """Forbid what a row wrote here before it rewound (a banned phrase's first token)."""
+    for i, row in enumerate(rows):
+        tokens = row.forbidden.get(len(row.generated))
+        if tokens:
+            logits[i, list(tokens)] = NEG_INF
     return logits
 
 
@@ -95,7 +132,8 @@ def apply_min_new_tokens(logits: torch.Tensor, rows: list[RowSampling]) -> torch
     return logits
 
 
-PROCESSORS = (apply_repetition_penalty, apply_dry_penalty, apply_no_repeat_ngram, apply_min_new_tokens)
+PROCESSORS = (apply_repetition_penalty, apply_dry_penalty, apply_no_repeat_ngram, apply_min_new_tokens,
+              apply_forbidden)
 
 
 def choose_tokens(logits: torch.Tensor, rows: list[RowSampling]) -> list[int]:

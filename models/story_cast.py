@@ -28,7 +28,7 @@ NOT_NAMES = frozenset({
     "before", "finally", "meanwhile", "soon", "one", "every", "each", "yet", "so", "now", "here",
     "still", "later", "once", "if", "while", "all", "some", "what", "where", "who", "why", "how",
     "even", "just", "perhaps", "maybe", "today", "tonight", "tomorrow", "yesterday", "inside",
-    "outside", "together", "at last", "without", "with", "its", "is", "was", "were", "be", "do",
+    "outside", "together", "at last", "without", "its", "is", "was", "were", "be", "do",
     "did", "does", "let", "please", "thank", "dear", "hello", "goodbye", "hey", "well", "behind",
     "beyond", "above", "below", "under", "over", "through", "into", "onto", "up", "down", "out",
 })

@@ -82,6 +82,13 @@ class CopyingModel:
         return beam_search(self, prompt_ids, params, self.sequence_breaker_tokens)
 
 
+class RewindingCopyingModel(CopyingModel):
+    """The copying model with `rewind`, as every local backend has it."""
+
+    def rewind(self, batch: list[list[int]], row: int, kept: list[int], drop: int) -> None:
+        batch[row] = list(kept)
+
+
 def word_grams(text: str, n: int = 8) -> set[tuple[str, ...]]:
     words = text.split()
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}

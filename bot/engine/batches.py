@@ -27,10 +27,10 @@ def reprefill(batch: ModelBatch, chunk: int) -> torch.Tensor:
     chunk = max(1, chunk)
     for start in range(0, len(batch.rows), chunk):
         rows = batch.rows[start:start + chunk]
-        pieces.append(batch.model.prefill(batch.state, [r.prompt_ids + r.sampling.generated[:-1]
+        pieces.append(batch.model.prefill(batch.state, [(r.prompt_ids + r.sampling.generated)[:-1]
                                                         for r in rows]))
     # prefill returns the logits after generated[:-1]: re-choose the last token's successor
     # by decoding it once more, exactly as the failed step would have.
-    tokens = torch.tensor([r.sampling.generated[-1] for r in batch.rows], dtype=torch.long)
+    tokens = torch.tensor([r.next_input for r in batch.rows], dtype=torch.long)
     del pieces
     return batch.model.decode(batch.state, tokens)

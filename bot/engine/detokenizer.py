@@ -59,6 +59,14 @@ class IncrementalDetokenizer:
         self._read_offset = len(self.ids)
         self._prefix_offset = max(0, self._read_offset - (self._context or 0))
 
+    def truncated(self, length: int) -> IncrementalDetokenizer:
+        """A detokenizer of the first `length` ids only (a row that rewinds), exactly as if the
+        rest had never been pushed."""
+        again = IncrementalDetokenizer(self._decode, self._context)
+        for token in self.ids[:length]:
+            again.push(token)
+        return again
+
     def final_text(self) -> str:
         """The whole text, a half character included, exactly as one decode of every id gives it."""
         return self.text if self._context is None else self._decode(self.ids)

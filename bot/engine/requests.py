@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import bisect
 import dataclasses
 import secrets
 import time
@@ -11,9 +12,11 @@ from dataclasses import dataclass, field
 from enum import Enum
 from typing import Literal
 
+from bot.engine.banned_phrases import BannedPhrases
 from bot.engine.detokenizer import IncrementalDetokenizer
 from bot.engine.paragraph_end import paragraph_end
 from models.base import Prompt, StepModel
+from models.name_guard import name_guard
 from models.params import SETTINGS, GenerationParams
 from models.sampling import RowSampling
 
@@ -167,6 +170,11 @@ class StreamedText:
     failure: Failure | None = field(default=None, kw_only=True)
     done: bool = field(default=False, kw_only=True)
     pending_text: str = field(default="", repr=False, kw_only=True)
+    banned: BannedPhrases | None = field(default=None, repr=False, kw_only=True)
+    # Where a banned phrase begins in `text`, once one was written; a local row rewinds to it
+    # (bot/engine/rewind.py), any other ends its paragraph there.
+    banned_at: int | None = field(default=None, kw_only=True)
+    can_rewind: bool = field(default=False, repr=False, kw_only=True)
 
     def settle(self, params: GenerationParams, count: int, before: str, whole: Callable[[], str]) -> None:
         """After the text grew to `count` tokens (`before` was the text until this token): note
@@ -177,6 +185,12 @@ class StreamedText:
         if count >= params.max_new_tokens:
             self.finish(whole(), "length")
             return
+        if self.banned:
+            self.banned_at = self.banned.find(self.text, self.sent)
+            if self.banned_at is not None:
+                if not self.can_rewind:
+                    self.finish(self.text[:self.banned_at], "stop")
+                return
         if not params.ignore_eos and count >= params.min_new_tokens and self._stop_found(params, before):
             return
         # Hold back what a later stop could still cut: trailing spaces and the beginning of a
@@ -184,6 +198,8 @@ class StreamedText:
         visible = self.text.rstrip("\ufffd").rstrip()
         if params.stop:
             visible = visible[: max(self.sent, len(visible) - len(params.stop) + 1)]
+        if self.banned:  # nor what may still grow into a banned phrase
+            visible = visible[: max(self.sent, self.held_back_from(self.banned.held_from(visible, self.sent)))]
         if len(visible) > self.sent:
             self.pending_text += visible[self.sent:]
             self.sent = len(visible)
@@ -206,7 +222,13 @@ class StreamedText:
         self.finish(body[:cut], "stop")
         return True
 
+    def held_back_from(self, index: int) -> int:
+        """Where text held back from `index` on must begin (a row aligns it to a token)."""
+        return index
+
     def finish(self, text: str, reason: str, error: str | None = None, failure: Failure | None = None) -> None:
+        if self.banned and (cut := self.banned.find(text.strip(), self.sent, ended=True)) is not None:
+            text = text.strip()[:cut]  # the last resort: a phrase that ends the text is never shown
         self.text = text.strip()
         self.finished_reason = reason
         self.error = error
@@ -231,18 +253,36 @@ class Row(StreamedText):
     prompt_ids: list[int]
     sampling: RowSampling
     detokenizer: IncrementalDetokenizer
+    ends: list[int] = field(default_factory=list, repr=False)  # len(text) after each generated token
+    rewinds: int = 0  # how often a banned phrase sent it back
+    rewind_to: int | None = None  # the token to write again, for the engine to rewind the model to
 
     @classmethod
     def start(cls, handle: RequestHandle, variant: int, prompt_ids: list[int], params: GenerationParams,
               model: StepModel, seed: int | None) -> Row:
         """A row about to be prefilled, with its own sampling state and detokenizer."""
         # DRY looks over the story so far; a new story's first paragraph has none (context None).
-        context = prompt_ids if handle.request.prompt.history else None
+        prompt = handle.request.prompt
+        context = prompt_ids if prompt.history else None
         sampling = RowSampling.create(params, model.eos_token_ids, seed, model.ngram_free_tokens,
-                                      context=context,
-                                      sequence_breakers=model.sequence_breaker_tokens)
+                                      context=context, sequence_breakers=model.sequence_breaker_tokens,
+                                      names=name_guard(getattr(model, "name_token_ids", None), prompt.cast))
         detokenizer = IncrementalDetokenizer(model.decode_text, getattr(model, "decode_context_tokens", None))
-        return cls(handle, variant, prompt_ids, sampling, detokenizer)
+        return cls(handle, variant, prompt_ids, sampling, detokenizer,
+                   banned=BannedPhrases.for_row(params.banned_phrases),
+                   can_rewind=callable(getattr(model, "rewind", None)))
+
+    @property
+    def next_input(self) -> int:
+        """The token the next decode step feeds: the last one written (after a rewind to the
+        very start, the prompt's last)."""
+        return self.sampling.generated[-1] if self.sampling.generated else self.prompt_ids[-1]
+
+    def held_back_from(self, index: int) -> int:
+        # From the start of the token that holds `index`: a rewind drops whole tokens, and what
+        # was shown must stay.
+        token = bisect.bisect_right(self.ends, index)
+        return self.ends[token - 1] if token else 0
 
     def step(self, token: int, model: StepModel) -> None:
         """Take one chosen token; update the text and decide whether the row is finished."""
@@ -255,7 +295,10 @@ class Row(StreamedText):
         before = self.text  # a stop can only end in what this token added
         self.detokenizer.push(token)
         self.text = self.detokenizer.text.lstrip()
+        self.ends.append(len(self.text))
         self.settle(params, count + 1, before, self.detokenizer.final_text)
+        if self.banned_at is not None and not self.finished_reason:
+            self.rewind_to = bisect.bisect_right(self.ends, self.banned_at)
 
     def written(self) -> int:
         return len(self.sampling.generated)

@@ -40,6 +40,7 @@ from bot.engine.requests import (
     is_out_of_memory,
     seed_of,
 )
+from bot.engine.rewind import rewind
 from bot.limits import DEFAULT_MAX_BATCH
 from models.base import StepModel, UnsupportedStrategy
 from models.params import GenerationParams
@@ -334,7 +335,7 @@ class Engine:
             self._drop_finished(batch)
             if not batch.rows:
                 continue
-            tokens = torch.tensor([row.sampling.generated[-1] for row in batch.rows], dtype=torch.long)
+            tokens = torch.tensor([row.next_input for row in batch.rows], dtype=torch.long)
             try:
                 logits = batch.model.decode(batch.state, tokens)
             except Exception as error:
@@ -364,6 +365,8 @@ class Engine:
             row.handle.tokens_written += 1
             try:
                 row.step(token, batch.model)
+                if row.rewind_to is not None:  # it wrote a banned phrase
+                    rewind(row, batch.model, batch.state, batch.rows.index(row))
             except Exception as error:  # the tokenizer, say: it concerns this row only
                 log.error("row of request %s failed: %s", row.handle.id, friendly_error(error))
                 row.finish(row.text, "error", error=friendly_error(error), failure=Failure.STEP_FAILED)

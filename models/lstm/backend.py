@@ -68,6 +68,9 @@ class LSTMBackend:
     def decode_text(self, ids: list[int]) -> str:
         return self.vocab.decode(ids)
 
+    def name_token_ids(self, name: str) -> list[list[int]]:
+        return self.vocab.name_token_ids(name)
+
     def new_batch(self) -> LSTMBatch:
         cfg = self.model.config
         h = torch.zeros(cfg.n_layer, 0, cfg.n_hidden, device=self.device)
@@ -108,6 +111,17 @@ class LSTMBackend:
         idx = tokens.to(self.device, torch.long).unsqueeze(1)  # (B, 1)
         logits, (batch.h, batch.c) = self.model(idx, batch.topic, (batch.h, batch.c))
         return self._finish(logits[:, -1])
+
+    @torch.no_grad()
+    def rewind(self, batch: LSTMBatch, row: int, kept: list[int], drop: int) -> None:
+        """The row's state as it was after `kept` (a rewind past a banned phrase): run again
+        from a zero state over `kept`, with the row's own topic code."""
+        batch.h[:, row] = 0
+        batch.c[:, row] = 0
+        if kept:
+            idx = torch.tensor([kept], dtype=torch.long, device=self.device)
+            _, (h, c) = self.model.run_packed(idx, torch.tensor([len(kept)]), batch.topic[row:row + 1])
+            batch.h[:, row], batch.c[:, row] = h[:, 0], c[:, 0]
 
     def keep(self, batch: LSTMBatch, rows: list[int]) -> None:
         """Keep these rows in this order; a repeated row is copied (beam search relies on it)."""

@@ -86,6 +86,11 @@ class Vocab:
         """Token ids of a text (unknown words become <unk>)."""
         return self.encode(split_words(text))
 
+    def name_token_ids(self, name: str) -> list[list[int]]:
+        """A name's ids, whole and word by word (for models.name_guard); unknown words have none."""
+        sequences = [self.ids(name), *(self.ids(word) for word in name.split())]
+        return [seq for seq in sequences if seq and self.unk not in seq]
+
     def special_ids(self, names: Iterable[str] = NEVER_GENERATED) -> list[int]:
         return [self.stoi[n] for n in names]
 
