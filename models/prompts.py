@@ -30,6 +30,7 @@ DIRECTION = " In this paragraph: {direction}."
 STYLE = " Your voice for every paragraph: {style}. Whatever the voice, write about the topic you are given."
 # A plain LM continues text: the voice is a line above the topic, as a book's blurb would say it.
 STYLE_HEADER = "{style}.\n"
+NOTE = "[Next: {direction}.]\n\n"  # a plain LM's direction, after the story
 OMITTED = "[...]"  # stands for the paragraphs a cut story leaves out of a chat prompt
 
 
@@ -93,12 +94,17 @@ def continuation_text(topic: str, history: list[str], direction: str | None,
 
     The header names the topic (after the `style`, if any) so the model stays on it; the caller
     cuts the story (whole paragraphs first, see `window`), never the header, when the context
-    window is short.
+    window is short. A direction comes last, as an author's note after the story (KoboldAI's
+    way: what a model read last weighs most, and the story before it stays the same from one
+    turn to the next).
     """
     header = f"{topic.strip().rstrip('.').capitalize()}.\n\n"
-    if direction:
-        header = f"{topic.strip().rstrip('.').capitalize()}. Next: {direction.strip().rstrip('.')}.\n\n"
     if style:
         header = STYLE_HEADER.format(style=style.strip().rstrip(".").capitalize()) + header
     story = "\n\n".join(p.strip() for p in history)
-    return header, (story + "\n\n" if story else "")
+    return header, (story + "\n\n" if story else "") + direction_note(direction)
+
+
+def direction_note(direction: str | None) -> str:
+    """A plain LM's direction, the last thing it reads before it writes."""
+    return NOTE.format(direction=direction.strip().rstrip(".")) if direction else ""

@@ -15,6 +15,7 @@ from typing import Literal
 from bot.engine.banned_phrases import BannedPhrases
 from bot.engine.detokenizer import IncrementalDetokenizer
 from bot.engine.paragraph_end import paragraph_end
+from bot.engine.retell import MAX_HELD_TOKENS, RetellGuard, first_sentence_end
 from models.base import Prompt, StepModel
 from models.name_guard import name_guard
 from models.params import SETTINGS, GenerationParams
@@ -193,6 +194,12 @@ class StreamedText:
                 return
         if not params.ignore_eos and count >= params.min_new_tokens and self._stop_found(params, before):
             return
+        self.release(params)
+
+    def release(self, params: GenerationParams) -> None:
+        """Make the text that nothing later can cut pending (to be streamed)."""
+        if self.holding():
+            return
         # Hold back what a later stop could still cut: trailing spaces and the beginning of a
         # stop string (a half character never reaches `text`: the detokenizer holds it).
         visible = self.text.rstrip("\ufffd").rstrip()
@@ -226,6 +233,10 @@ class StreamedText:
         """Where text held back from `index` on must begin (a row aligns it to a token)."""
         return index
 
+    def holding(self) -> bool:
+        """Whether all new text waits (a row's first sentence, until it is judged)."""
+        return False
+
     def finish(self, text: str, reason: str, error: str | None = None, failure: Failure | None = None) -> None:
         if self.banned and (cut := self.banned.find(text.strip(), self.sent, ended=True)) is not None:
             text = text.strip()[:cut]  # the last resort: a phrase that ends the text is never shown
@@ -256,6 +267,8 @@ class Row(StreamedText):
     ends: list[int] = field(default_factory=list, repr=False)  # len(text) after each generated token
     rewinds: int = 0  # how often a banned phrase sent it back
     rewind_to: int | None = None  # the token to write again, for the engine to rewind the model to
+    retell: RetellGuard | None = None  # judges a continuation's first sentence (bot/engine/retell.py)
+    forced: list[int] = field(default_factory=list)  # tokens to write next whatever is sampled
 
     @classmethod
     def start(cls, handle: RequestHandle, variant: int, prompt_ids: list[int], params: GenerationParams,
@@ -278,6 +291,9 @@ class Row(StreamedText):
         very start, the prompt's last)."""
         return self.sampling.generated[-1] if self.sampling.generated else self.prompt_ids[-1]
 
+    def holding(self) -> bool:
+        return self.retell is not None and not self.retell.settled
+
     def held_back_from(self, index: int) -> int:
         # From the start of the token that holds `index`: a rewind drops whole tokens, and what
         # was shown must stay.
@@ -299,6 +315,25 @@ class Row(StreamedText):
         self.settle(params, count + 1, before, self.detokenizer.final_text)
         if self.banned_at is not None and not self.finished_reason:
             self.rewind_to = bisect.bisect_right(self.ends, self.banned_at)
+        elif self.holding() and not self.finished_reason and not self.forced:
+            self._judge_first_sentence(params)
+
+    def _judge_first_sentence(self, params: GenerationParams) -> None:
+        """Once the first sentence is complete: keep it (and show it), write it again, or write
+        the least retelling try again (bot/engine/retell.py)."""
+        assert self.retell is not None
+        end = first_sentence_end(self.text)
+        if end is None and len(self.sampling.generated) >= MAX_HELD_TOKENS:
+            end = len(self.text)  # no sentence end in sight: judge what there is, wait no longer
+        if end is None:
+            return
+        tokens = self.sampling.generated[: bisect.bisect_left(self.ends, end) + 1]
+        keep = self.retell.judge(self.text[:end], tokens)
+        if keep is None or keep != tokens:
+            self.banned_at, self.rewind_to = 0, 0  # back to the first token, which is forbidden there
+            self.forced = list(keep or [])
+        else:
+            self.release(params)
 
     def written(self) -> int:
         return len(self.sampling.generated)

@@ -40,6 +40,7 @@ from bot.engine.requests import (
     is_out_of_memory,
     seed_of,
 )
+from bot.engine.retell import Embed, RetellJudge
 from bot.engine.rewind import rewind
 from bot.limits import DEFAULT_MAX_BATCH
 from models.base import StepModel, UnsupportedStrategy
@@ -58,7 +59,8 @@ class Engine:
     def __init__(self, loader: Callable[[str], StepModel], default_model: str, *, max_batch: int = DEFAULT_MAX_BATCH,
                  max_waiting: int = 256, max_per_user: int = 2, prefill_budget: int = 512,
                  device: str = "cpu", remote: Sequence[RemoteModel] = (),
-                 remote_client: Callable[[RemoteModel, str], object] | None = None) -> None:
+                 remote_client: Callable[[RemoteModel, str], object] | None = None,
+                 sentence_embedder: Callable[[], Embed] | None = None) -> None:
         self.default_model = default_model
         self.max_batch = max_batch
         self.prefill_budget = prefill_budget  # prompt tokens prefilled per step, at most
@@ -72,6 +74,7 @@ class Engine:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._loader = ModelLoader(loader, default_model, loaded=self._wake.set)
+        self._retell = RetellJudge(sentence_embedder)  # MiniLM unless a test brings its own
         # Remote models share the fair queue, the limits and the metrics; they run on the event loop.
         extra = {"client_factory": remote_client} if remote_client is not None else {}
         self.remote = RemoteModels(remote, self.queue, self.metrics, finish_handle=self._ends.finish,
@@ -300,6 +303,10 @@ class Engine:
         rows = [Row.start(start.handle, v, start.prompt_ids, start.params, model,
                           seed_of(start.handle, start.params) + v)
                 for start in starts for v in range(start.params.variants)]
+        for row in rows:
+            history = row.handle.request.prompt.history
+            if row.sampling.params.retell_check and history and row.can_rewind:
+                row.retell = self._retell.guard(history)
         try:
             logits = model.prefill(batch.state, [row.prompt_ids for row in rows])
         except Exception as error:
@@ -358,6 +365,8 @@ class Engine:
             return
         self.metrics.tokens(len(rows))
         for row, token in zip(rows, chosen, strict=True):
+            if row.forced:  # a first sentence written again (bot/engine/retell.py)
+                token = row.forced.pop(0)
             if row.first_token_at is None:
                 row.first_token_at = time.monotonic()
                 if row.variant == 0:

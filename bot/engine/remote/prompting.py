@@ -21,16 +21,16 @@ def prompt_fields(model: RemoteModel, prompt: Prompt, max_new_tokens: int) -> di
     """`messages` for a chat API, `prompt` for a completion API, fitted to the model's window."""
     room = max(64, (model.context_tokens - max_new_tokens - TEMPLATE_TOKENS) * CHARS_PER_TOKEN)
     if model.api == "chat":
-        def fits(history: list[str]) -> bool:
-            return _length(chat_messages(prompt.topic, history, prompt.direction)) <= room
+        def messages_of(history: list[str], gap: bool = False) -> list[dict[str, str]]:
+            return chat_messages(prompt.topic, history, prompt.direction, gap, prompt.style, prompt.cast)
 
-        kept, gap = window(prompt.history, fits)
-        messages = chat_messages(prompt.topic, kept, prompt.direction, gap)
+        kept, gap = window(prompt.history, lambda history: _length(messages_of(history, True)) <= room)
+        messages = messages_of(kept, gap)
         if _length(messages) > room:  # one paragraph longer than the window: keep its end
             over = _length(messages) - room
-            messages = chat_messages(prompt.topic, [kept[-1][over:]] if kept else [], prompt.direction)
+            messages = messages_of([kept[-1][over:]] if kept else [])
         return {"messages": messages}
-    header, story = continuation_text(prompt.topic, prompt.history, prompt.direction)
+    header, story = continuation_text(prompt.topic, prompt.history, prompt.direction, prompt.style)
     return {"prompt": header + story[-max(0, room - len(header)):] if story else header}
 
 
