@@ -37,6 +37,17 @@ def only_mentions(text: str) -> bool:
     return bool(text.strip()) and not _MENTION.sub(" ", _MASS_MENTION.sub(" ", text)).strip()
 
 
+def shown_value(value: object) -> str:
+    """A setting's value as members read it: on/off, unset, (none), phrases joined by "; "."""
+    if value is None:
+        return "unset"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (tuple, list)):
+        return "; ".join(str(v) for v in value) if value else "(none)"
+    return "(none)" if value == "" else str(value)
+
+
 def settings_table(settings: EffectiveSettings, models: Sequence[str] = (), unsupported: Sequence[str] = ()) -> str:
     """One line per setting: name, value, where the value comes from, and what it may be (the
     offered models for `model`); settings the model cannot honour are marked so."""
@@ -46,10 +57,7 @@ def settings_table(settings: EffectiveSettings, models: Sequence[str] = (), unsu
     marked = {n for n in ALL_SETTINGS
               if n in unsupported or (n.startswith("dry_") and "dry_multiplier" in unsupported)}
     for name, spec in ALL_SETTINGS.items():
-        value = settings.value(name)
-        shown = "unset" if value is None else ("on" if value is True else "off" if value is False else value)
-        if value == "":
-            shown = "(none)"
+        shown = shown_value(settings.value(name))
         allowed = f"offered: {', '.join(models)}" if name == "model" and models else spec.range_text()
         source = f"{sources[name]}; " if sources and name in sources else ""
         if name == "style" and not takes_style(settings.params.model):

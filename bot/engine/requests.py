@@ -207,6 +207,7 @@ class StreamedText:
             visible = visible[: max(self.sent, len(visible) - len(params.stop) + 1)]
         if self.banned:  # nor what may still grow into a banned phrase
             visible = visible[: max(self.sent, self.held_back_from(self.banned.held_from(visible, self.sent)))]
+            visible = visible.rstrip() if len(visible.rstrip()) >= self.sent else visible
         if len(visible) > self.sent:
             self.pending_text += visible[self.sent:]
             self.sent = len(visible)

@@ -134,3 +134,11 @@ async def test_the_started_event_names_what_the_server_cannot_honour_dry_only_fo
     assert first.kind == "started" and first.unsupported == ("no_repeat_ngram_size",)
     assert later.unsupported == ("no_repeat_ngram_size", "dry_multiplier")
     assert "dry_multiplier" not in server.completions()[1].body
+
+
+async def test_a_banned_phrase_ends_a_remote_paragraph_before_it_and_is_never_streamed() -> None:
+    text = "The keeper climbed the stairs. The story goes on and on, as stories do."
+    async with FakeOpenAI(text=text) as server, remote_engine(at(REMOTE, server.url)) as engine:
+        events = await events_of(engine.submit(request(params=PLAIN)))
+    assert events[-1].kind == "done" and events[-1].text == "The keeper climbed the stairs."
+    assert streamed(events) == "The keeper climbed the stairs."  # the built-in "The story" never shown

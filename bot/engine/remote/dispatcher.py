@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from bot.engine.banned_phrases import BannedPhrases
 from bot.engine.fair_queue import FairQueue
 from bot.engine.metrics import Metrics
 from bot.engine.remote.breaker import CircuitBreaker
@@ -147,7 +148,9 @@ class RemoteModels:
     async def _serve(self, handle: RequestHandle, endpoint: Endpoint | None) -> None:
         model = self.models[handle.request.params.model]
         params = handle.request.params
-        rows = [RemoteRow(handle, v, params=params) for v in range(params.variants)]
+        # A server cannot rewind: a banned phrase ends the paragraph before it (never shown).
+        rows = [RemoteRow(handle, v, params=params, banned=BannedPhrases.for_row(params.banned_phrases))
+                for v in range(params.variants)]
         handle.model_used, handle.started_at = model.name, time.monotonic()
         seed = seed_of(handle, params) if params.do_sample else None
         attempt = Attempt(endpoint) if endpoint is not None else None
