@@ -1,7 +1,7 @@
 """The offline console: the same commands as Discord, typed or piped on stdin.
 
     /write topic: a lighthouse keeper [model: lstm] [strategy: greedy] [length: 120] [style: noir]
-    /continue [direction: the storm arrives]
+    /continue [direction: the storm arrives] [model: ...] [strategy: ...] [style: ...]
     /regenerate
     /compare topic: a lighthouse keeper   (every backend, side by side)
     /settings show | /settings set NAME VALUE | /settings reset
@@ -24,7 +24,7 @@ from bot.limits import SHUTDOWN_GRACE_S
 from bot.messages import UserError
 from bot.ops.request_ids import start_request
 from bot.paragraph_facts import facts_text
-from bot.service import Generation, Place, Service
+from bot.service import PROMPT_OPTIONS, Generation, Place, Service
 from bot.shutdown import run_until_stopped
 from bot.storage import StorageUnavailable
 from bot.story_text import CONSOLE_STYLE, StoryText
@@ -34,7 +34,6 @@ CONSOLE_PLACE = Place(channel_id=0, user_id=0)
 HELP = __doc__.split("\n\n")[1] if __doc__ else ""
 # Discord's /write options that are shorthands for settings.
 OPTION_ALIASES = {"length": "max_new_tokens"}
-PROMPT_OPTIONS = ("style",)  # options that go into the prompt as they are (the service cleans them)
 # Only these words start an option; any other "word:" is text ("Chapter 1: ...", a URL).
 _OPTION = re.compile(r"\b(" + "|".join(("topic", "direction", *OPTION_ALIASES, *PROMPT_OPTIONS, *SETTINGS)) + r"):\s*",
                      re.IGNORECASE)
@@ -143,7 +142,8 @@ class Console:
             await self.stream(await self.service.write(self.place, topic, overrides))
         elif command == "continue":
             options = parse_options(rest, "direction")
-            await self.stream(await self.service.continue_story(self.place, options.get("direction")))
+            direction = options.pop("direction", None)
+            await self.stream(await self.service.continue_story(self.place, direction, self._overrides(options)))
         elif command == "compare":
             topic = parse_options(rest, "topic").get("topic", "")
             for generation in await self.service.compare(self.place, topic):

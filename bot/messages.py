@@ -90,3 +90,8 @@ NOT_THE_LAST = ("that is not the story's newest paragraph, so writing it again w
 BRANCHED = "Branched from paragraph {position} of **{topic}**: the story goes on in {thread}."
 BRANCH_OPENING = "Branched from paragraph {position} of {link}: the story so far is its first {position} paragraph(s)."
 REGENERATING = "Writing that paragraph again, in its own message."
+
+# -- options a story keeps (bot/story_options.py) ---------------------------------------------
+# Added to /settings set's answer in a story's thread when the story keeps its own value of it.
+KEPT_OVER_SETTING = (" This thread's story keeps its own {name} ({value}, chosen with paragraph {since}) over "
+                     "settings: to change it, give /continue a {name}.")

@@ -10,7 +10,6 @@ import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from bot.access import AccessControl
@@ -43,10 +42,13 @@ from bot.place import Place
 from bot.preferences import EffectiveSettings, parse_setting
 from bot.settings_layers import layered_settings
 from bot.storage import Storage, Story, Turn, TurnKind
+from bot.story_messages import Forgotten, forget, latest_messages, record_messages
+from bot.story_options import StoryGeneration, StoryOptions, kept_over_setting, paragraphs, story_options
 from models.base import Prompt
 from models.params import SETTINGS as GENERATION_SETTINGS
 from models.params import GenerationParams, SettingError, show_value
 from models.registry import BUILT_IN_MODELS
+from models.story_cast import cast_of
 
 log = logging.getLogger(__name__)
 
@@ -55,16 +57,6 @@ COMPARE_MODELS = ("smollm2", "lstm", "markov")
 STORE_WAIT_S = 10.0
 # Options of one request that go into its prompt rather than its GenerationParams (/write style:).
 PROMPT_OPTIONS = ("style",)
-
-
-@dataclass(frozen=True)
-class Forgotten:
-    """What /forget deleted: how many turns, the stories, and the (channel id, message id) of
-    each message that may still carry their buttons."""
-
-    turns: int
-    stories: tuple[Story, ...]
-    button_messages: tuple[tuple[int, int], ...]
 
 
 class Service:
@@ -125,7 +117,7 @@ class Service:
         if parsed == "":
             shown = "(none)"
         also = "" if len(changes) == 1 else f" (min_new_tokens lowered to {parsed} to match)"
-        return f"{key} is now {shown} for this {scope}{also}."
+        return f"{key} is now {shown} for this {scope}{also}." + await kept_over_setting(self.storage, place, key)
 
     async def reset_settings(self, place: Place, scope: str = "channel") -> str:
         db_scope, scope_id = writable_scope(place, scope)
@@ -137,10 +129,11 @@ class Service:
     async def write(self, place: Place, topic: str, overrides: dict[str, Any] | None = None) -> Generation:
         """Queue a new paragraph on `topic`; raises UserError for bad input or a full queue."""
         topic = clean_topic(topic)
-        params, defaults = await self._params_and_defaults(place, overrides)
+        options = story_options(None, overrides, 1, self.models)  # a new story keeps them
+        params, defaults = await self._params_and_defaults(place, options.overrides)
         await self.access.check_budget(place)
-        prompt = Prompt(topic, style=await self.style_here(place, overrides))
-        return self._submit(place, "write", topic, params, prompt, defaults=defaults)
+        prompt = Prompt(topic, style=await self.style_here(place, options.overrides))
+        return self._submit(place, "write", topic, params, prompt, defaults=defaults, options=options)
 
     async def write_here(self, place: Place, topic: str, overrides: dict[str, Any] | None = None) -> Generation:
         """/write: in a story's thread the topic steers the story's next paragraph; anywhere
@@ -172,15 +165,19 @@ class Service:
     async def continue_story(self, place: Place, direction: str | None = None,
                              overrides: dict[str, Any] | None = None, *, story_id: int | None = None) -> Generation:
         """Queue the next paragraph of the story `story_id` (a button's), else of the story in
-        this thread (or this channel's latest)."""
+        this thread (or this channel's latest), with the options the story keeps (bot.story_options)
+        under `overrides`."""
         story = await self.story_here(place, story_id)
         if direction is not None:
             direction = clean_text(direction, "direction", MAX_DIRECTION_CHARS) or None
-        params, defaults = await self._params_and_defaults(place, overrides)
+        turns = await self.storage.turns(story.id)
+        options = story_options(story, overrides, paragraphs(turns) + 1, self.models)
+        params, defaults = await self._params_and_defaults(place, options.overrides)
         await self.access.check_budget(place)
-        history = [turn.text for turn in await self.storage.turns(story.id)]
-        prompt = Prompt(story.topic, history, direction, await self.style_here(place, overrides))
-        return self._submit(place, "continue", story.topic, params, prompt, story, direction, defaults=defaults)
+        prompt = Prompt(story.topic, [turn.text for turn in turns], direction,
+                        await self.style_here(place, options.overrides), story.cast)
+        return self._submit(place, "continue", story.topic, params, prompt, story, direction, defaults=defaults,
+                            options=options)
 
     async def regenerate(self, place: Place, *, story_id: int | None = None) -> Generation:
         """Write the story's last generated paragraph again (it replaces the old one)."""
@@ -190,13 +187,16 @@ class Service:
         turns = await self.storage.turns(story.id)
         if not turns:
             raise NoStory("this story has nothing to regenerate yet")
-        params = await self._params(place, None)
+        options = story_options(story, None, paragraphs(turns), self.models)  # as it was written
+        params, defaults = await self._params_and_defaults(place, options.overrides)
         await self.access.check_budget(place)
-        last = turns[-1]
-        prompt = Prompt(story.topic, [t.text for t in turns[:-1]], last.direction, await self.style_here(place))
+        last, history = turns[-1], [t.text for t in turns[:-1]]
+        # The cast without the paragraph written again: its names are not the story's yet.
+        prompt = Prompt(story.topic, history, last.direction, await self.style_here(place, options.overrides),
+                        cast_of(history))
         kind: GenerationKind = "continue" if last.kind == "continue" else "write"
         return self._submit(place, kind, story.topic, params, prompt, story, last.direction, replace_last=True,
-                            defaults=params)
+                            defaults=defaults, options=options)
 
     async def compare(self, place: Place, topic: str, models: tuple[str, ...] | None = None) -> list[Generation]:
         """The same topic from every backend, each with this channel's other settings. By default
@@ -230,7 +230,7 @@ class Service:
         return generations
 
     async def style_here(self, place: Place, overrides: dict[str, Any] | None = None) -> str | None:
-        """The voice asked for here: a request's own `style` option (once), else the setting."""
+        """The voice asked for here: a request's own `style` option (or its story's), else the setting."""
         once = (overrides or {}).get("style")
         if once is not None:
             return clean_style(once) or None
@@ -252,26 +252,12 @@ class Service:
         return story
 
     async def record_messages(self, turn: Turn, message_ids: list[int]) -> tuple[int, int] | None:
-        """Note the messages that show `turn`. Returns (channel id, message id) of the last
-        message of the story's paragraph before it, which should lose its buttons, if any."""
-        try:
-            await self.storage.set_turn_messages(turn.id, message_ids)
-        except LookupError:  # forgotten (/forget, retention) while it was shown
-            return None
-        story = await self.storage.get_story(turn.story_id)
-        earlier = [t for t in await self.storage.turns(turn.story_id)
-                   if t.position < turn.position and t.kind != "user" and t.message_ids]
-        if story is None or not earlier:
-            return None
-        # The first paragraph is the reply in the channel (a thread starts from it); later ones
-        # are in the story's thread, or in the channel when it has none.
-        channel = story.channel_id if earlier[-1].position == 0 else story.thread_id or story.channel_id
-        return channel, earlier[-1].message_ids[-1]
+        """Note the messages that show `turn`; the message that should lose its buttons, if any."""
+        return await record_messages(self.storage, turn, message_ids)
 
     async def latest_messages(self, story: Story) -> tuple[int, ...]:
         """The messages that show the story's newest paragraph (empty when not known)."""
-        generated = [t for t in await self.storage.turns(story.id) if t.kind != "user"]
-        return generated[-1].message_ids if generated else ()
+        return await latest_messages(self.storage, story)
 
     async def add_user_turn(self, story: Story, user_id: int, text: str) -> Turn:
         """A member's own message in a story thread becomes part of the story."""
@@ -294,22 +280,8 @@ class Service:
         return await self.storage.counts()
 
     async def forget(self, place: Place) -> Forgotten:
-        """Delete the stories of this channel or thread; says what went and which messages may
-        still carry their buttons (read from the stored stories first), so fronts can tidy up."""
-        if not place.can_manage_messages:
-            raise PermissionDenied("forgetting history needs the Manage Messages permission")
-        stories = await self.storage.stories_here(place.conversation_id)
-        carriers: dict[int, int] = {}  # message id -> channel id
-        for story in stories:
-            generated = [t for t in await self.storage.turns(story.id) if t.kind != "user" and t.message_ids]
-            if generated:  # the newest paragraph's last message carries the buttons
-                last = generated[-1]
-                channel = story.channel_id if last.position == 0 else story.thread_id or story.channel_id
-                carriers[last.message_ids[-1]] = channel
-            if story.message_id is not None:  # the first message, which the thread starts from
-                carriers.setdefault(story.message_id, story.channel_id)
-        turns = await self.storage.forget(place.conversation_id)
-        return Forgotten(turns, tuple(stories), tuple((c, m) for m, c in carriers.items()))
+        """Delete the stories of this channel or thread (bot.story_messages.forget)."""
+        return await forget(self.storage, place)
 
     async def shut_down(self, grace_s: float) -> None:
         """Refuse new paragraphs, end waiting ones with a message now, let running ones finish for
@@ -341,7 +313,7 @@ class Service:
 
     def _submit(self, place: Place, kind: GenerationKind, topic: str, params: GenerationParams, prompt: Prompt,
                 story: Story | None = None, direction: str | None = None, replace_last: bool = False,
-                defaults: GenerationParams | None = None) -> Generation:
+                defaults: GenerationParams | None = None, options: StoryOptions | None = None) -> Generation:
         self._check_accepting()
         self._check_cooldown(place.user_id)
         # A story's turns share a key, so a remote model's replica keeps its context cached.
@@ -353,8 +325,8 @@ class Service:
                  params.model)
         self._last_request[place.user_id] = self._clock()
         return self.access.counted(self.generations.start(
-            Generation(handle, place, kind, topic, params, story, direction, replace_last=replace_last,
-                       defaults=defaults)))
+            StoryGeneration(handle, place, kind, topic, params, story, direction, replace_last=replace_last,
+                            defaults=defaults, options=options or StoryOptions())))
 
     def _enqueue(self, request: GenerationRequest) -> RequestHandle:
         """Hand a request to the engine; a full queue or a busy user becomes a friendly UserError."""
@@ -381,6 +353,7 @@ class Service:
         kind: TurnKind = "continue" if generation.kind == "continue" else "write"
         settings = generation.params.to_dict() | {"model": generation.handle.model_used}
         facts = generation.facts.to_dict() if generation.facts else {}
+        kept = generation.options.chosen if isinstance(generation, StoryGeneration) else {}
         place = generation.place
         if generation.replace_last and generation.story is not None:
             return await self.storage.replace_last_turn(generation.story.id, text=text, settings=settings,
@@ -389,11 +362,11 @@ class Service:
             generation.story, turn = await self.storage.start_story(
                 guild_id=place.guild_id, channel_id=place.conversation_id, author_id=place.user_id,
                 topic=generation.topic, model=generation.handle.model_used or generation.params.model,
-                kind=kind, text=text, settings=settings, facts=facts)
+                kind=kind, text=text, settings=settings, facts=facts, kept=kept)
             return turn
-        return await self.storage.add_turn(generation.story.id, kind=kind, text=text,
-                                           settings=settings, author_id=place.user_id,
-                                           direction=generation.direction, facts=facts)
+        return await self.storage.add_turn(generation.story.id, kind=kind, text=text, settings=settings,
+                                           author_id=place.user_id, direction=generation.direction, facts=facts,
+                                           kept=kept)
 
 
 def busy(error: QueueFull | UserBusy) -> UserError:

@@ -17,6 +17,10 @@ from bot.discord.pages import export_filename, story_markdown
 from bot.discord.story_list import story_list_message
 from bot.limits import MAX_DIRECTION_CHARS
 from bot.messages import BUTTONS_REMOVED, FORGET_DONE, AccessDenied, NoStory
+from bot.preferences import MAX_STYLE_CHARS
+from cogs.settings import model_suggestions
+from cogs.write import KEPT, MODEL_MAX, STRATEGY_CHOICES, STYLE_HELP
+from models.params import SETTINGS
 
 if TYPE_CHECKING:
     from bot.discord.client import StoryBot
@@ -40,14 +44,28 @@ class Stories(commands.Cog):
     @app_commands.command(name="continue")
     @app_commands.guild_only()
     @app_commands.allowed_installs(guilds=True, users=False)
-    @app_commands.describe(direction="Where the story should go next (optional)")
+    @app_commands.describe(
+        direction="Where the story should go next (optional)",
+        model=SETTINGS["model"].description + KEPT,
+        strategy=SETTINGS["strategy"].description + KEPT,
+        style=STYLE_HELP + KEPT,
+    )
+    @app_commands.choices(strategy=STRATEGY_CHOICES)
     @in_thread()
     async def continue_(self, interaction: discord.Interaction,
-                        direction: app_commands.Range[str, 1, MAX_DIRECTION_CHARS] | None = None) -> None:
-        """Write the next paragraph of this thread's story."""
+                        direction: app_commands.Range[str, 1, MAX_DIRECTION_CHARS] | None = None,
+                        model: app_commands.Range[str, 1, MODEL_MAX] | None = None,
+                        strategy: str | None = None,
+                        style: app_commands.Range[str, 1, MAX_STYLE_CHARS] | None = None) -> None:
+        """Write the next paragraph of this thread's story, with the model, strategy and style it keeps."""
         await interaction.response.defer(thinking=True)
-        generation = await self.service.continue_story(place_of(interaction), direction)
+        overrides = {"model": model, "strategy": strategy, "style": style}
+        generation = await self.service.continue_story(place_of(interaction), direction, overrides)
         await self.bot.stream(generation, self.bot.reply_target(interaction))
+
+    @continue_.autocomplete("model")
+    async def _models(self, interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+        return model_suggestions(self.service.models, current)
 
     @app_commands.command(name="forget")
     @app_commands.guild_only()

@@ -28,6 +28,9 @@ LENGTH_MIN, LENGTH_MAX = int(_LENGTH.minimum or 1), int(_LENGTH.maximum or 1)
 MODEL_MAX = int(SETTINGS["model"].maximum or 200)
 STRATEGY_CHOICES = [app_commands.Choice(name=s, value=s) for s in SETTINGS["strategy"].choices]
 THREAD_ARCHIVE_MINUTES: Final = 1440  # a story thread hides itself after a quiet day
+# Said of the options a story keeps for its next paragraphs (bot/story_options.py).
+KEPT = " (the story keeps it)"
+STYLE_HELP = "The voice: tone, genre, audience, language or point of view"
 
 
 class Write(commands.Cog):
@@ -44,10 +47,10 @@ class Write(commands.Cog):
     @app_commands.allowed_installs(guilds=True, users=False)
     @app_commands.describe(
         topic="What the paragraph is about (in a story's thread: where the story goes next)",
-        model=SETTINGS["model"].description,
-        strategy=SETTINGS["strategy"].description,
-        length=SETTINGS["max_new_tokens"].description,
-        style="The voice, this once: tone, genre, audience, language or point of view",
+        model=SETTINGS["model"].description + KEPT,
+        strategy=SETTINGS["strategy"].description + KEPT,
+        length=SETTINGS["max_new_tokens"].description + " (this paragraph only)",
+        style=STYLE_HELP + KEPT,
     )
     @app_commands.choices(strategy=STRATEGY_CHOICES)
     async def write(

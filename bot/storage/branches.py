@@ -6,7 +6,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from bot.storage.database import Database
-from bot.storage.records import STORY_COLUMNS, TURN_COLUMNS, Story, Turn, story_of, turn_of
+from bot.storage.records import (
+    STORY_COLUMNS,
+    TURN_COLUMNS,
+    Story,
+    Turn,
+    choices_of,
+    dumps,
+    kept_json_of,
+    story_of,
+    turn_of,
+)
+from models.story_cast import cast_of
 
 
 @dataclass(frozen=True)
@@ -37,17 +48,25 @@ class BranchesTable(Database):
                            channel_id: int, author_id: int) -> tuple[Story, list[Turn]]:
         """A new story (its parent: `story_id`) holding copies of the story's turns up to and with
         `up_to_position`, all in one transaction: the original is not touched, and no half-copied
-        branch is ever seen. The copies show on no message yet. Raises LookupError for an unknown
-        story."""
+        branch is ever seen. The copies show on no message yet. The branch keeps the options its
+        story kept at that paragraph, and its cast is that of the copied turns. Raises LookupError
+        for an unknown story."""
         async with self.transaction() as conn:
-            async with conn.execute("SELECT topic, model FROM stories WHERE id = ?", (story_id,)) as cursor:
+            async with conn.execute("SELECT topic, model, kept_json FROM stories WHERE id = ?", (story_id,)) as cursor:
                 found = await cursor.fetchone()
             if found is None:
                 raise LookupError(f"no story with id {story_id}")
+            async with conn.execute("SELECT kind, text FROM turns WHERE story_id = ? AND position <= ?"
+                                    " ORDER BY position", (story_id, up_to_position)) as cursor:
+                copied = list(await cursor.fetchall())
+            paragraphs = sum(1 for kind, _ in copied if kind != "user")
+            kept = [choice for choice in choices_of(found[2]) if choice.paragraph <= paragraphs]
+            cast = cast_of(text for _, text in copied)
             async with conn.execute(
-                "INSERT INTO stories (guild_id, channel_id, author_id, topic, model, created_at, parent_id)"
-                f" VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING {STORY_COLUMNS}",
-                (guild_id, channel_id, author_id, found[0], found[1], self._clock(), story_id),
+                "INSERT INTO stories (guild_id, channel_id, author_id, topic, model, created_at, parent_id,"
+                f" kept_json, cast_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING {STORY_COLUMNS}",
+                (guild_id, channel_id, author_id, found[0], found[1], self._clock(), story_id,
+                 kept_json_of(kept), dumps(list(cast))),
             ) as cursor:
                 branch = story_of(await cursor.fetchone())  # type: ignore[arg-type]
             await conn.execute(

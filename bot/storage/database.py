@@ -10,22 +10,28 @@ import asyncio
 import logging
 import sqlite3
 import time
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
 import aiosqlite
 
+from bot.storage.cast import backfill_casts
+
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 2000  # wait this long for a lock: settings replies, which do not defer, must beat Discord's 3 s
 SECONDS_PER_DAY = 86_400.0
 
+# One statement of a migration, or a function of the connection for what SQL alone cannot compute
+# (a backfill in Python); both run inside the migration's transaction.
+Step = str | Callable[[aiosqlite.Connection], Awaitable[None]]
+
 # Append-only: never edit a shipped step, add a new one. Step i brings the schema to version i+1.
 # Each step is a list of single statements, not a script, because sqlite3's executescript()
 # commits first and would break the one-transaction-per-migration guarantee.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
+MIGRATIONS: tuple[tuple[Step, ...], ...] = (
     (
         """CREATE TABLE settings (
             scope       TEXT    NOT NULL CHECK (scope IN ('guild', 'channel', 'thread')),
@@ -89,6 +95,15 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             tokens   INTEGER NOT NULL DEFAULT 0,
             PRIMARY KEY (guild_id, day)
         )""",
+    ),
+    (
+        # The options a story keeps from those members gave its paragraphs (/write model: ...;
+        # bot.story_options): a list of {"paragraph": n, "options": {...}}, oldest first.
+        "ALTER TABLE stories ADD COLUMN kept_json TEXT NOT NULL DEFAULT '[]'",
+        # Its cast: the proper names of its turns so far (models.story_cast), a list oldest first,
+        # updated with each turn; the stories already stored get theirs from their turns.
+        "ALTER TABLE stories ADD COLUMN cast_json TEXT NOT NULL DEFAULT '[]'",
+        backfill_casts,
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -233,8 +248,11 @@ class Database:
                 # Another process may have migrated while we waited for the write lock.
                 if await _user_version(conn) >= target:
                     continue
-                for statement in MIGRATIONS[target - 1]:
-                    await conn.execute(statement)
+                for step in MIGRATIONS[target - 1]:
+                    if isinstance(step, str):
+                        await conn.execute(step)
+                    else:
+                        await step(conn)
                 # PRAGMA takes no parameters; target is our own int, not user input.
                 await conn.execute(f"PRAGMA user_version = {int(target)}")
             log.info("migrated %s to schema version %d", self.path, target)

@@ -17,7 +17,8 @@ GENERATED_KINDS: tuple[TurnKind, ...] = ("write", "continue")
 
 @dataclass(frozen=True)
 class Story:
-    """One story: the first paragraph's context and where it lives on Discord."""
+    """One story: the first paragraph's context, where it lives on Discord, the options it keeps
+    and its cast."""
 
     id: int
     guild_id: int | None
@@ -31,6 +32,33 @@ class Story:
     open: bool
     parent_id: int | None = None
     """The story this one branched from ("Continue from here"), while that one exists."""
+    choices: tuple[KeptChoice, ...] = field(default=(), hash=False)
+    """The options members gave its paragraphs that it keeps (bot.story_options), oldest first."""
+    cast: tuple[str, ...] = ()
+    """Its proper names so far, oldest first (models.story_cast), updated as each turn is stored."""
+
+    @property
+    def kept(self) -> dict[str, Any]:
+        """The options the story keeps: the latest choice of each."""
+        return {name: value for choice in self.choices for name, value in choice.options.items()}
+
+    @property
+    def kept_since(self) -> dict[str, int]:
+        """The paragraph each kept option was chosen at (1: the story's start)."""
+        return {name: choice.paragraph for choice in self.choices for name in choice.options}
+
+
+@dataclass(frozen=True)
+class KeptChoice:
+    """Options a member gave one paragraph of a story (/write ... model: llamacpp), which the story
+    keeps for the paragraphs after it until another choice replaces them."""
+
+    paragraph: int
+    """The paragraph they came with, 1-based among the generated ones (1: the story's start)."""
+    options: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"paragraph": self.paragraph, "options": self.options}
 
 
 @dataclass(frozen=True)
@@ -52,7 +80,8 @@ class Turn:
 
 
 STORY_COLUMNS = (
-    "id, guild_id, channel_id, thread_id, author_id, topic, model, message_id, created_at, open, parent_id"
+    "id, guild_id, channel_id, thread_id, author_id, topic, model, message_id, created_at, open, parent_id,"
+    " kept_json, cast_json"
 )
 TURN_COLUMNS = (
     "id, story_id, position, kind, author_id, direction, text, settings_json, created_at, message_ids_json,"
@@ -61,10 +90,21 @@ TURN_COLUMNS = (
 
 
 def story_of(row: Sequence[Any]) -> Story:
-    id_, guild_id, channel_id, thread_id, author_id, topic, model, message_id, created_at, open_, parent = row
+    id_, guild_id, channel_id, thread_id, author_id, topic, model, message_id, created_at, open_, parent = row[:11]
+    kept_json, cast_json = row[11:]
     return Story(
-        id_, guild_id, channel_id, thread_id, author_id, topic, model, message_id, created_at, bool(open_), parent
+        id_, guild_id, channel_id, thread_id, author_id, topic, model, message_id, created_at, bool(open_), parent,
+        choices_of(kept_json), tuple(json.loads(cast_json)),
     )
+
+
+def choices_of(kept_json: str) -> tuple[KeptChoice, ...]:
+    """A story's kept_json column as KeptChoices."""
+    return tuple(KeptChoice(int(c["paragraph"]), dict(c["options"])) for c in json.loads(kept_json))
+
+
+def kept_json_of(choices: Sequence[KeptChoice]) -> str:
+    return dumps([choice.to_dict() for choice in choices])
 
 
 def turn_of(row: Sequence[Any]) -> Turn:

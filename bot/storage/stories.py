@@ -6,31 +6,38 @@ from typing import Any
 
 import aiosqlite
 
+from bot.storage.cast import merge_cast, recompute_cast
 from bot.storage.database import SECONDS_PER_DAY, Database
 from bot.storage.records import (
     GENERATED_KINDS,
     STORY_COLUMNS,
     TURN_COLUMNS,
     TURN_KINDS,
+    KeptChoice,
     Story,
     Turn,
     TurnKind,
+    choices_of,
     dumps,
+    kept_json_of,
     story_of,
     turn_of,
 )
+from models.story_cast import merged_cast
 
 
 class StoriesTable(Database):
     """The stories and turns tables."""
 
     async def _insert_story(self, conn: aiosqlite.Connection, guild_id: int | None, channel_id: int,
-                            author_id: int, topic: str, model: str, thread_id: int | None = None,
-                            message_id: int | None = None) -> Story:
+                            author_id: int, topic: str, model: str, kept: dict[str, Any] | None,
+                            first_text: str) -> Story:
+        choices = [KeptChoice(1, kept)] if kept else []
         async with conn.execute(
-            "INSERT INTO stories (guild_id, channel_id, thread_id, author_id, topic, model,"
-            f" message_id, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {STORY_COLUMNS}",
-            (guild_id, channel_id, thread_id, author_id, topic, model, message_id, self._clock()),
+            "INSERT INTO stories (guild_id, channel_id, author_id, topic, model, created_at, kept_json,"
+            f" cast_json) VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING {STORY_COLUMNS}",
+            (guild_id, channel_id, author_id, topic, model, self._clock(), kept_json_of(choices),
+             dumps(list(merged_cast((), first_text)))),
         ) as cursor:
             return story_of(await cursor.fetchone())  # type: ignore[arg-type]
 
@@ -85,19 +92,37 @@ class StoriesTable(Database):
         author_id: int,
         direction: str | None = None,
         facts: dict[str, Any] | None = None,
+        kept: dict[str, Any] | None = None,
     ) -> Turn:
-        """Append a turn at the story's next position (0 for the first)."""
+        """Append a turn at the story's next position (0 for the first), and its names to the
+        story's cast. `kept`: options the member gave this (generated) turn, which the story keeps
+        from now on, in place of earlier choices of the same options."""
         async with self.transaction() as conn:
-            return await self._insert_turn(conn, story_id, kind, text, settings, author_id, direction, facts)
+            turn = await self._insert_turn(conn, story_id, kind, text, settings, author_id, direction, facts)
+            await merge_cast(conn, story_id, text)
+            if kept and kind in GENERATED_KINDS:
+                await self._keep(conn, story_id, kept)
+            return turn
 
     async def start_story(self, *, guild_id: int | None, channel_id: int, author_id: int, topic: str,
                           model: str, kind: TurnKind, text: str, settings: dict[str, Any],
-                          facts: dict[str, Any] | None = None) -> tuple[Story, Turn]:
-        """Record a new story together with its first turn: if the turn cannot be saved (disk
-        full, a lock held elsewhere), no empty story is left behind either."""
+                          facts: dict[str, Any] | None = None,
+                          kept: dict[str, Any] | None = None) -> tuple[Story, Turn]:
+        """Record a new story together with its first turn (and its cast): if the turn cannot be
+        saved (disk full, a lock held elsewhere), no empty story is left behind either. `kept`:
+        the options the story was started with, which it keeps for the paragraphs after."""
         async with self.transaction() as conn:
-            story = await self._insert_story(conn, guild_id, channel_id, author_id, topic, model)
+            story = await self._insert_story(conn, guild_id, channel_id, author_id, topic, model, kept, text)
             return story, await self._insert_turn(conn, story.id, kind, text, settings, author_id, None, facts)
+
+    async def _keep(self, conn: aiosqlite.Connection, story_id: int, options: dict[str, Any]) -> None:
+        """Add a choice of `options` at the story's newest generated paragraph."""
+        async with conn.execute(
+            "SELECT kept_json, (SELECT COUNT(*) FROM turns WHERE story_id = stories.id AND kind != 'user')"
+            " FROM stories WHERE id = ?", (story_id,)) as cursor:
+            kept_json, paragraphs = await cursor.fetchone()  # type: ignore[misc]
+        choices = [*choices_of(kept_json), KeptChoice(int(paragraphs), dict(options))]
+        await conn.execute("UPDATE stories SET kept_json = ? WHERE id = ?", (kept_json_of(choices), story_id))
 
     async def _insert_turn(self, conn: aiosqlite.Connection, story_id: int, kind: TurnKind, text: str,
                            settings: dict[str, Any], author_id: int, direction: str | None,
@@ -120,7 +145,8 @@ class StoriesTable(Database):
         """Replace the text and settings of the story's last generated turn (Regenerate).
 
         The turn keeps its id, position and message ids; its created_at becomes now, since the
-        text is new. Raises LookupError if the story has no generated turn.
+        text is new; the story's cast is computed again from its turns. Raises LookupError if the
+        story has no generated turn.
         """
         placeholders = ", ".join("?" for _ in GENERATED_KINDS)
         async with self.transaction() as conn:
@@ -131,6 +157,8 @@ class StoriesTable(Database):
                 (text, dumps(settings), self._clock(), dumps(facts or {}), story_id, *GENERATED_KINDS),
             ) as cursor:
                 row = await cursor.fetchone()
+            if row is not None:
+                await recompute_cast(conn, story_id)
         if row is None:
             raise LookupError(f"story {story_id} has no generated turn to replace")
         return turn_of(row)

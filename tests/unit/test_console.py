@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import sqlite3
@@ -112,3 +113,27 @@ def variant_paragraphs(written: str) -> tuple[list[str], list[str]]:
     last, _, after = texts[-1].partition("\n(variant 1:")
     facts = ("(variant 1:" + after).splitlines()[:3]
     return [*texts[:-1], last.strip()], facts
+
+
+def test_a_story_keeps_the_options_it_was_started_with_until_a_continue_gives_its_own(
+        tmp_path: Path, tiny_gpt2_dir: Path) -> None:
+    """The channel's model is lstm; the story was started with the tiny GPT-2, greedy and noir:
+    /continue and /regenerate keep all three (no word of lstm), a /continue's own strategy wins."""
+    db, tiny = tmp_path / "bot.db", str(tiny_gpt2_dir)
+    result = run_console(f"/settings set model lstm\n/settings set max_new_tokens 12\n"
+                         f"/write topic: a lighthouse keeper model: {tiny} strategy: greedy style: noir\n"
+                         "/continue\n/regenerate\n/continue strategy: sample\n", db, tiny)
+    assert result.returncode == 0, result.stderr
+    footers = re.findall(r"^\((.+)\)$", result.stdout, re.MULTILINE)
+    kept = "(kept from the story's start)"
+    assert len(footers) == 4, result.stdout
+    assert footers[0].startswith(f"{tiny} · greedy · style noir")
+    assert all(f.startswith(f"{tiny} {kept} · greedy {kept} · style noir {kept}") for f in footers[1:3])
+    assert footers[3].startswith(f"{tiny} {kept} · sample · style noir {kept}")
+    assert "lstm" not in result.stdout.split("model is now lstm for this channel.", 1)[1]
+    with sqlite3.connect(db) as conn:
+        (kept_json,) = conn.execute("SELECT kept_json FROM stories").fetchone()
+        kinds = [row[0] for row in conn.execute("SELECT kind FROM turns ORDER BY position")]
+    assert kinds == ["write", "continue", "continue"]
+    assert json.loads(kept_json) == [{"paragraph": 1, "options": {"model": tiny, "strategy": "greedy", "style": "noir"}},
+                                     {"paragraph": 3, "options": {"strategy": "sample"}}]

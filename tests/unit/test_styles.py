@@ -71,15 +71,17 @@ async def test_a_style_is_cleaned_like_a_topic_with_its_mentions_taken_out(servi
         await service.set_setting(IN_CHANNEL, "style", "x" * 201)
 
 
-async def test_every_request_here_carries_the_style_and_write_overrides_it_once(service: Service) -> None:
+async def test_every_request_here_carries_the_style_and_a_story_keeps_its_own(service: Service) -> None:
     await service.set_setting(IN_CHANNEL, "style", GOTHIC)
+    plain = await service.write(IN_CHANNEL, "a harbour")
+    await plain.result()
     first = await service.write(IN_CHANNEL, "a lighthouse keeper", {"style": "en français"})
     await first.result()
-    following = await service.continue_story(IN_CHANNEL, "the storm")
+    following = await service.continue_story(IN_CHANNEL, "the storm")  # the story started in French
     await following.result()
     compared = await service.compare(IN_CHANNEL, "a storm", models=(service.default_model,))
-    assert first.handle.request.prompt.style == "en français"
-    assert following.handle.request.prompt.style == GOTHIC
+    assert plain.handle.request.prompt.style == GOTHIC
+    assert first.handle.request.prompt.style == following.handle.request.prompt.style == "en français"
     assert compared[0].handle.request.prompt.style == GOTHIC
     with pytest.raises(UserError, match="style is too long"):
         await service.check_can_start(IN_CHANNEL, {"style": "y" * 300}, "a topic")

@@ -1,5 +1,6 @@
 """The `style` setting over the wire: set per channel, read by every prompt there, overridden
-once by /write's own option, and shown as not applying to the word-level models."""
+by /write's own option (which the story it starts keeps), and shown as not applying to the
+word-level models."""
 
 from __future__ import annotations
 
