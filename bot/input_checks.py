@@ -45,7 +45,7 @@ def check_setting_name(name: str) -> None:
     if key in ALL_SETTINGS:
         return
     close = difflib.get_close_matches(key, ALL_SETTINGS, n=1, cutoff=0.6)
-    hint = f": did you mean {close[0]}?" if close else f"; settings are: {setting_names()}"
+    hint = f": did you mean {close[0]}?" if close else f"; settings: {setting_names()}"
     raise UserError(f"unknown setting {show_value(name)}{hint}")
 
 

@@ -17,6 +17,7 @@ from bot.engine.fair_queue import QueueFull, UserBusy
 from bot.engine.metrics import EngineStats
 from bot.engine.requests import GenerationRequest, RequestHandle
 from bot.engine.worker import Engine
+from bot.formatting import shown_value
 from bot.generation import Generation, GenerationControls, GenerationKind, Generations
 from bot.input_checks import (
     check_setting_name,
@@ -114,8 +115,8 @@ class Service:
             current.replace(**changes)  # validates cross-field rules such as min <= max
         await self.storage.update_settings(db_scope, scope_id, changes)
         shown = "unset" if parsed is None else parsed
-        if parsed == "":
-            shown = "(none)"
+        if parsed == "" or isinstance(parsed, tuple):
+            shown = shown_value(parsed)  # "(none)", or phrases joined as members type them
         also = "" if len(changes) == 1 else f" (min_new_tokens lowered to {parsed} to match)"
         return f"{key} is now {shown} for this {scope}{also}." + await kept_over_setting(self.storage, place, key)
 

@@ -50,6 +50,7 @@ class SettingSpec:
 
 MAX_PHRASES = 20  # banned phrases per place: a community's clichés, not a word filter
 PHRASE_SEPARATOR = ";"  # phrases may hold commas ("well, well"), rarely semicolons
+CLEARED = ("", "none", "(none)", "off")  # what a member types to clear a list of phrases
 MENTION_SYNTAX = re.compile(r"<[@#][!&]?\d+>|@(everyone|here)\b|<a?:\w+:\d+>")
 MAX_SHOWN_DIGITS = 16  # a longer number is shown in scientific notation
 
@@ -265,7 +266,7 @@ def check_phrases(spec: SettingSpec, value: Any) -> tuple[str, ...]:
     tuple: each stripped, none empty or repeated, at most MAX_PHRASES of at most `maximum`
     characters, nothing invisible and no mention syntax (a phrase is shown in /settings)."""
     if isinstance(value, str):
-        value = value.split(PHRASE_SEPARATOR)
+        value = [] if value.strip().lower() in CLEARED else value.split(PHRASE_SEPARATOR)
     if not isinstance(value, (list, tuple)) or not all(isinstance(p, str) for p in value):
         raise SettingError(f"{spec.name} must be {spec.range_text()}, got {show_value(value)}")
     phrases = tuple(dict.fromkeys(" ".join(p.split()) for p in value if p.strip()))
@@ -288,7 +289,7 @@ def parse_setting(name: str, text: str, settings: Mapping[str, SettingSpec] = SE
     key = name.strip().lower().replace("-", "_")
     spec = settings.get(key)
     if spec is None:
-        raise SettingError(f"unknown setting {show_value(name)}; settings are: {setting_names(settings)}")
+        raise SettingError(f"unknown setting {show_value(name)}; settings: {setting_names(settings)}")
     raw = text.strip()
     if spec.optional and raw.lower() in ("", "none", "unset", "random", "off"):
         return key, None
@@ -308,15 +309,17 @@ def parse_setting(name: str, text: str, settings: Mapping[str, SettingSpec] = SE
 
 
 def setting_names(settings: Mapping[str, SettingSpec] = SETTINGS) -> str:
-    """The settings' names for a refusal, short: a family of three or more that share a prefix
-    (dry_multiplier, dry_base, ...) is named once as `dry_*`."""
+    """The settings' names for a refusal, short: a family of two or more that share a prefix
+    (dry_multiplier, dry_base, ...) is named once as `dry_*`, unless the prefix is a setting too
+    (stop beside stop_at_paragraph)."""
     families: dict[str, list[str]] = {}
     for name in settings:
         families.setdefault(name.split("_")[0], []).append(name)
     shown: list[str] = []
     for name in settings:
-        family = families[name.split("_")[0]]
-        if len(family) < 3:
+        prefix = name.split("_")[0]
+        family = families[prefix]
+        if len(family) < 2 or prefix in family:
             shown.append(name)
         elif name == family[0]:
             shown.append(name.split("_")[0] + "_*")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import dataclasses
+import re
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -26,6 +27,10 @@ EventKind = Literal["started", "text", "variant_done", "done", "error", "cancell
 TERMINAL = ("done", "error", "cancelled")
 # A prompt cut to fit the context window still leaves room for this many tokens (the shortest length).
 MIN_OUTPUT_ROOM = 8
+# The last tokens before the length limit: what they write shows a sentence at a time, so that a
+# paragraph the limit cuts ends with its last whole sentence rather than in the middle of one.
+LENGTH_TAIL_TOKENS = 40
+_SENTENCE_END = re.compile(r"[.!?\u2026][\"'\u201d\u2019)\]]*(?=\s)")
 SEED_LIMIT = int(SETTINGS["seed"].maximum or 2**31 - 1) + 1  # a drawn seed is one a member can set
 
 
@@ -176,6 +181,7 @@ class StreamedText:
     # (bot/engine/rewind.py), any other ends its paragraph there.
     banned_at: int | None = field(default=None, kw_only=True)
     can_rewind: bool = field(default=False, repr=False, kw_only=True)
+    near_length: bool = field(default=False, repr=False, kw_only=True)  # within LENGTH_TAIL_TOKENS of the limit
 
     def settle(self, params: GenerationParams, count: int, before: str, whole: Callable[[], str]) -> None:
         """After the text grew to `count` tokens (`before` was the text until this token): note
@@ -186,6 +192,7 @@ class StreamedText:
         if count >= params.max_new_tokens:
             self.finish(whole(), "length")
             return
+        self.near_length = count >= params.max_new_tokens - LENGTH_TAIL_TOKENS
         if self.banned:
             self.banned_at = self.banned.find(self.text, self.sent)
             if self.banned_at is not None:
@@ -208,9 +215,18 @@ class StreamedText:
         if self.banned:  # nor what may still grow into a banned phrase
             visible = visible[: max(self.sent, self.held_back_from(self.banned.held_from(visible, self.sent)))]
             visible = visible.rstrip() if len(visible.rstrip()) >= self.sent else visible
+        if self.near_length:  # the length limit may cut the sentence being written: hold it
+            visible = self._complete_sentences(visible)
         if len(visible) > self.sent:
             self.pending_text += visible[self.sent:]
             self.sent = len(visible)
+
+    def _complete_sentences(self, text: str) -> str:
+        """`text` without its last, unfinished sentence (a paragraph the length limit cuts ends
+        where a sentence does), unless part of that sentence was shown or it has no other."""
+        ends = [m.end() for m in _SENTENCE_END.finditer(text.rstrip() + " ")]
+        end = max((e for e in ends if e <= len(text.rstrip())), default=0)
+        return text[:end].rstrip() if end and end >= self.sent else text
 
     def _stop_found(self, params: GenerationParams, before: str) -> bool:
         """Finish at the first stop string or paragraph break. Only text not yet streamed may
@@ -241,6 +257,8 @@ class StreamedText:
     def finish(self, text: str, reason: str, error: str | None = None, failure: Failure | None = None) -> None:
         if self.banned and (cut := self.banned.find(text.strip(), self.sent, ended=True)) is not None:
             text = text.strip()[:cut]  # the last resort: a phrase that ends the text is never shown
+        if reason == "length":
+            text = self._complete_sentences(text.strip())
         self.text = text.strip()
         self.finished_reason = reason
         self.error = error

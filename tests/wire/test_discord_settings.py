@@ -49,7 +49,7 @@ async def test_out_of_range_values_and_wrong_scopes_get_clear_refusals(rig: Disc
         not_offered = await answer(rig, general, rig.seed.admin.id, "set", {"name": "model", "value": "gpt2-xl"})
     assert too_hot.content == "Sorry: temperature must be in 0.05 to 2, got 5"
     assert not_offered.content.startswith("Sorry: model must be one of smollm2, lstm, markov")
-    assert unknown.content.startswith("Sorry: unknown setting 'colour'; settings are: model, strategy")
+    assert unknown.content.startswith("Sorry: unknown setting 'colour'; settings: model, strategy")
     assert no_thread.content == "Sorry: thread settings can only be set inside a thread"
     assert too_hot.ephemeral and unknown.ephemeral and no_thread.ephemeral
 
@@ -72,7 +72,7 @@ async def test_server_scope_and_reset(rig: DiscordRig) -> None:
 def test_setting_names_autocomplete_from_the_settings_definition() -> None:
     assert [c.value for c in name_suggestions("top")] == ["top_k", "top_p", "stop_at_paragraph", "stop"]
     assert name_suggestions("temp")[0].name == "temperature: 0.05 to 2"
-    assert len(name_suggestions("")) == len(ALL_SETTINGS) == 21  # within Discord's 25 choices
+    assert len(name_suggestions("")) == len(ALL_SETTINGS) == 23  # within Discord's 25 choices
 
 
 def test_setting_values_autocomplete_to_the_allowed_choices() -> None:

@@ -142,3 +142,11 @@ async def test_a_banned_phrase_ends_a_remote_paragraph_before_it_and_is_never_st
         events = await events_of(engine.submit(request(params=PLAIN)))
     assert events[-1].kind == "done" and events[-1].text == "The keeper climbed the stairs."
     assert streamed(events) == "The keeper climbed the stairs."  # the built-in "The story" never shown
+
+
+async def test_a_paragraph_the_length_limit_cuts_ends_with_its_last_whole_sentence() -> None:
+    async with FakeOpenAI() as server, remote_engine(at(REMOTE, server.url)) as engine:
+        events = await events_of(engine.submit(request(params=PLAIN.replace(max_new_tokens=18))))
+    first_sentence = DEFAULT_TEXT.split(". ")[0] + "."
+    assert events[-1].reason == "length" and events[-1].text == first_sentence
+    assert streamed(events) == first_sentence  # the cut sentence was held back, never shown
