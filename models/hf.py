@@ -234,9 +234,10 @@ class HFStepModel:
 
     @torch.inference_mode()
     def shared_prefix(self) -> SharedPrefix:
-        """The tokens every new story's prompt begins with (system prompt, chat template, "Write a
-        paragraph about"; a continuation's request differs, and it prefills in full), with their keys and values computed once: a new row
-        prefills only what follows them. Empty when prompts share nothing (plain GPT-2)."""
+        """The tokens every chat prompt begins with (system prompt, chat template, "Write a
+        paragraph about": a continuation begins as its story's /write did), with their keys and
+        values computed once: a new row prefills only what follows them. Empty when prompts
+        share nothing (plain GPT-2, or a style in the system prompt)."""
         if self._prefix is None:
             one, *others = (self.encode_prompt(prompt, 64) for prompt in (
                 Prompt("a lamp"), Prompt("the sea")))

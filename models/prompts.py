@@ -1,10 +1,21 @@
 """How a topic and a story's history become a prompt, for chat models and plain LMs alike.
 
-A continuation shows a chat model the story so far as one text in one request, with an
-instruction to move it forward. (Showing each earlier paragraph as the answer to the same
-request, "Continue the story", taught a small model that the answer is the previous answer:
-SmolLM2 wrote the same paragraph again and again.) When the story outgrows the window, whole
-paragraphs are dropped from the middle: the opening (the premise) and the latest ones stay.
+A continuation shows a chat model the story as its own earlier answer to the /write request,
+then a short request that names the story's cast and ends with the member's direction:
+
+    system    the writer's brief (and the voice)
+    user      Write a paragraph about {topic}.
+    assistant the story so far, paragraph after paragraph
+    user      Write the next paragraph of the story, in which {direction}. Keep the names: ...
+
+Measured with bench.story against three other layouts (docs/benchmarks.md): the story inside a
+request that ends with instructions (the old layout: SmolLM2 answered by talking about the story
+and retold it), the same request with the topic named again (it retold more), and a memory block
+of premise and cast in the system prompt (no better, and it changes as the cast grows). The
+story comes first and unchanged from one turn to the next, what varies comes last, so
+consecutive turns share their whole story as a token prefix. When the story outgrows the
+window, whole paragraphs are dropped from the middle: the opening (the premise) and the latest
+ones stay.
 """
 
 from __future__ import annotations
@@ -16,14 +27,6 @@ SYSTEM_PROMPT = (
     "with no title, no list and no preamble."
 )
 FIRST_REQUEST = "Write a paragraph about {topic}."
-STORY_REQUEST = (
-    "Here is a story about {topic}, so far:\n\n{story}\n\n"
-    "Write the next paragraph of this story. Move the story forward with new events, actions or "
-    "discoveries that follow from the last paragraph. Do not repeat or retell what already happened. "
-    # Named again at the end: a small model follows what it read last, and a long story drifts.
-    "Keep the story about {topic}."
-)
-DIRECTION = " In this paragraph: {direction}."
 # The voice goes last in the system prompt: what a chat model must keep for every paragraph. The
 # topic is named as the thing to keep: a strong voice ("gothic horror") otherwise pulls SmolLM2 off
 # it (bench.quality --style, 20 topics: topicality -0.058 with "Write in this style: {style}.").
@@ -47,45 +50,37 @@ def window(history: list[str], fits: Callable[[list[str]], bool]) -> tuple[list[
     return history[-1:], False
 
 
+FIRST_DIRECTION = " In this paragraph: {direction}."
 NEXT_REQUEST = "Write the next paragraph of the story."
 NEXT_DIRECTED = "Write the next paragraph of the story, in which {direction}."
+# The names a story must keep (models.story_cast), in the request: what varies goes last.
 CAST_NOTE = " Keep the names: {cast}."
-MEMORY = " The story is about {topic}.{cast}"
 
 
 def chat_messages(topic: str, history: list[str], direction: str | None, gap: bool = False,
                   style: str | None = None, cast: tuple[str, ...] = ()) -> list[dict[str, str]]:
-    """The system prompt (with the `style` to write in, if any) and one request: a new paragraph
-    on the topic, or the next paragraph of the story so far (with `gap`, OMITTED after the
-    opening marks dropped paragraphs).
+    """The messages for a new paragraph on the topic, or for the next paragraph of the story so
+    far (see the module docstring; with `gap`, OMITTED after the opening marks dropped
+    paragraphs). The system prompt carries the `style` to write in, if any.
 
     Chat models (SmolLM2-Instruct) follow an instruction far better than they continue text.
     """
-    import os
-    layout = os.environ.get("STORY_PROMPT", "request")
     topic = topic.strip().rstrip(".")
     system = SYSTEM_PROMPT + (STYLE.format(style=style.strip().rstrip(".")) if style else "")
+    messages = [{"role": "system", "content": system},
+                {"role": "user", "content": FIRST_REQUEST.format(topic=topic)}]
+    if not history:
+        if direction:  # nothing to continue yet: the direction goes with the first request
+            messages[1]["content"] += FIRST_DIRECTION.format(direction=direction.strip().rstrip("."))
+        return messages
     shown = [p.strip() for p in history]
     if gap:
         shown.insert(1, OMITTED)
-    names = ", ".join(cast)
-    if history and layout != "request":
-        if layout == "memory":
-            system += MEMORY.format(topic=topic, cast=f" Characters: {names}." if names else "")
-        last = NEXT_DIRECTED.format(direction=direction.strip().rstrip(".")) if direction else NEXT_REQUEST
-        if layout == "answer_cast" and names:
-            last += CAST_NOTE.format(cast=names)
-        return [{"role": "system", "content": system},
-                {"role": "user", "content": FIRST_REQUEST.format(topic=topic)},
-                {"role": "assistant", "content": "\n\n".join(shown)},
-                {"role": "user", "content": last}]
-    if history:
-        request = STORY_REQUEST.format(topic=topic, story="\n\n".join(shown))
-    else:
-        request = FIRST_REQUEST.format(topic=topic)
-    if direction:
-        request += DIRECTION.format(direction=direction.strip().rstrip("."))
-    return [{"role": "system", "content": system}, {"role": "user", "content": request}]
+    request = NEXT_DIRECTED.format(direction=direction.strip().rstrip(".")) if direction else NEXT_REQUEST
+    if cast:
+        request += CAST_NOTE.format(cast=", ".join(cast))
+    return [*messages, {"role": "assistant", "content": "\n\n".join(shown)},
+            {"role": "user", "content": request}]
 
 
 def continuation_text(topic: str, history: list[str], direction: str | None,

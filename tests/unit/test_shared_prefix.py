@@ -41,8 +41,9 @@ def test_chat_prompts_begin_with_the_shared_prefix_and_plain_prompts_have_none(
     assert len(prefix) >= 8 and chat_model.decode_text(prefix).rstrip().endswith("about")
     for prompt in [Prompt(t) for t in TOPICS]:
         assert chat_model.encode_prompt(prompt, 20)[:len(prefix)] == prefix
-    # A continuation's request begins otherwise ("Here is a story"): it prefills in full.
-    assert chat_model.encode_prompt(Prompt("lamp", history=["It was dark."]), 20)[:len(prefix)] != prefix
+    # A continuation begins as its story's /write did (its opening is the answer to that request),
+    # so it reuses the prefix too.
+    assert chat_model.encode_prompt(Prompt("lamp", history=["It was dark."]), 20)[:len(prefix)] == prefix
     assert tiny_gpt2_model.shared_prefix().ids == []  # "Bread rises.\\n\\n" shares nothing with "Lamp.\\n\\n"
 
 
