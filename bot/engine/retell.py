@@ -11,6 +11,7 @@ again token by token. Members wait at most a sentence, and never see a try that 
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ MIN_SENTENCE_WORDS = 4
 MAX_HELD_TOKENS = 40  # a first sentence longer than this is judged as far as it goes  # "Yes." is no sentence to judge by
 _SENTENCE_END = re.compile(r"[.!?][\"'\u201d\u2019)]*(\s|$)|\n")
 
+log = logging.getLogger(__name__)
 Embed = Callable[[list[str]], torch.Tensor]
 
 
@@ -80,6 +82,7 @@ class RetellJudge:
         self._factory = embed_factory
         self._embed: Embed | None = None
         self._vectors: dict[str, torch.Tensor] = {}  # paragraph -> vector: a story's turns recur
+        self._failed = False
 
     def _embedder(self) -> Embed:
         if self._embed is None:
@@ -90,8 +93,17 @@ class RetellJudge:
             self._embed = self._factory()
         return self._embed
 
-    def guard(self, history: Sequence[str]) -> RetellGuard:
-        embed = self._embedder()
+    def guard(self, history: Sequence[str]) -> RetellGuard | None:
+        """The check for a continuation of `history`; None where the scorer cannot be loaded
+        (logged once: the paragraph is written unchecked)."""
+        if self._failed:
+            return None
+        try:
+            embed = self._embedder()
+        except Exception as error:  # noqa: BLE001 - a missing package must not fail the paragraph
+            self._failed = True
+            log.warning("the retelling check is off: its scorer could not be loaded (%s)", error)
+            return None
         missing = [p for p in dict.fromkeys(history) if p not in self._vectors]
         if missing:
             self._vectors.update(zip(missing, embed(missing), strict=True))
