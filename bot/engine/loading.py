@@ -10,7 +10,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from enum import Enum
 
-from bot.engine.requests import Fallback, friendly_error
+from bot.engine.errors import friendly_error
+from bot.engine.requests import Fallback
 from models.base import StepModel
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import bisect
-import dataclasses
 import re
 import secrets
 import time
@@ -25,8 +24,6 @@ from models.sampling import RowSampling
 ProgressState = Literal["waiting", "loading", "starting", "writing"]
 EventKind = Literal["started", "text", "variant_done", "done", "error", "cancelled"]
 TERMINAL = ("done", "error", "cancelled")
-# A prompt cut to fit the context window still leaves room for this many tokens (the shortest length).
-MIN_OUTPUT_ROOM = 8
 # The last tokens before the length limit: what they write shows a sentence at a time, so that a
 # paragraph the limit cuts ends with its last whole sentence rather than in the middle of one.
 LENGTH_TAIL_TOKENS = 40
@@ -320,7 +317,9 @@ class Row(StreamedText):
         return self.ends[token - 1] if token else 0
 
     def step(self, token: int, model: StepModel) -> None:
-        """Take one chosen token; update the text and decide whether the row is finished."""
+        """Take one chosen token (or the next of `forced`, a first sentence written again);
+        update the text and decide whether the row is finished."""
+        token = self.forced.pop(0) if self.forced else token
         params = self.sampling.params
         count = len(self.sampling.generated)
         if token in model.eos_token_ids and not params.ignore_eos and count >= params.min_new_tokens:
@@ -365,36 +364,3 @@ class PreparedRequest:
     handle: RequestHandle
     prompt_ids: list[int]
     params: GenerationParams
-
-
-def fit_to_window(prompt_ids: list[int], params: GenerationParams,
-                  window: int) -> tuple[list[int], GenerationParams]:
-    """The prompt and settings of a request, cut so that prompt plus output fit the context window.
-
-    A position past the window fails the decode step of the whole batch, so one long prompt (a
-    topic in a script the tokenizer splits into bytes, say) must never get there: the prompt
-    keeps its newest tokens, and the length shrinks to the room that is left.
-    """
-    prompt_ids = prompt_ids[-max(1, window - MIN_OUTPUT_ROOM):]
-    room = window - len(prompt_ids)
-    if params.max_new_tokens <= room:
-        return prompt_ids, params
-    return prompt_ids, dataclasses.replace(params, max_new_tokens=room,
-                                           min_new_tokens=min(params.min_new_tokens, room))
-
-
-def is_out_of_memory(error: BaseException) -> bool:
-    return isinstance(error, torch_oom_types()) or "out of memory" in str(error).lower()
-
-
-def torch_oom_types() -> tuple[type[BaseException], ...]:
-    import torch
-
-    oom = getattr(torch, "OutOfMemoryError", None) or getattr(torch.cuda, "OutOfMemoryError", None)
-    return (MemoryError,) + ((oom,) if oom else ())
-
-
-def friendly_error(error: BaseException) -> str:
-    """A one-line reason fit for users and logs (no traceback, no secrets)."""
-    text = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
-    return text[:200]

@@ -20,7 +20,9 @@ from collections.abc import Callable, Sequence
 import torch
 
 from bot.engine.batches import ModelBatch, reprefill
+from bot.engine.beam_path import write_with_beams
 from bot.engine.endings import RequestEnds
+from bot.engine.errors import friendly_error, is_out_of_memory
 from bot.engine.fair_queue import FairQueue, QueueFull, UserBusy
 from bot.engine.loading import ModelLoader, ModelState
 from bot.engine.metrics import EngineStats, Metrics, percentile
@@ -35,15 +37,13 @@ from bot.engine.requests import (
     Progress,
     RequestHandle,
     Row,
-    fit_to_window,
-    friendly_error,
-    is_out_of_memory,
     seed_of,
 )
 from bot.engine.retell import Embed, RetellJudge
 from bot.engine.rewind import rewind
+from bot.engine.windows import fit_to_window
 from bot.limits import DEFAULT_MAX_BATCH
-from models.base import StepModel, UnsupportedStrategy
+from models.base import StepModel
 from models.params import GenerationParams
 from models.sampling import choose_tokens
 
@@ -292,7 +292,7 @@ class Engine:
                 handle.request.params, batch.model.context_window)
             if params.strategy != "beam":
                 return PreparedRequest(handle, prompt_ids, params)
-            self._beam(handle, batch.model, prompt_ids, params)
+            write_with_beams(handle, batch.model, prompt_ids, params, self._ends, self.metrics)
         except Exception as error:
             self._fail_rows_of(handle, batch, error)
         return None
@@ -303,10 +303,8 @@ class Engine:
         rows = [Row.start(start.handle, v, start.prompt_ids, start.params, model,
                           seed_of(start.handle, start.params) + v)
                 for start in starts for v in range(start.params.variants)]
-        for row in rows:
-            history = row.handle.request.prompt.history
-            if row.sampling.params.retell_check and history and row.can_rewind:
-                row.retell = self._retell.guard(history)
+        for row in (r for r in rows if r.sampling.params.retell_check and r.can_rewind):
+            row.retell = self._retell.guard(row.handle.request.prompt.history) if row.handle.request.prompt.history else None
         try:
             logits = model.prefill(batch.state, [row.prompt_ids for row in rows])
         except Exception as error:
@@ -318,23 +316,6 @@ class Engine:
             return
         batch.rows.extend(rows)
         self._advance(batch, rows, logits)
-
-    def _beam(self, handle: RequestHandle, model: StepModel, prompt_ids: list[int],
-              p: GenerationParams) -> None:
-        try:
-            # DRY is for continuations (see RowSampling.create): a first paragraph is written without it.
-            beam_params = p if handle.request.prompt.history else dataclasses.replace(p, dry_multiplier=0.0)
-            ids = model.beam_search(prompt_ids, beam_params)
-        except UnsupportedStrategy as error:
-            self._ends.finish(handle, Event("error", text=str(error), failure=Failure.REQUEST_FAILED))
-            return
-        row = Row.start(handle, 0, prompt_ids, p, model, None)
-        for token in ids:
-            row.sampling.push(token)
-        self.metrics.tokens(len(ids))
-        handle.tokens_written += len(ids)
-        row.finish(model.decode_text(ids), "length" if len(ids) >= p.max_new_tokens else "stop")
-        self._ends.deliver_final(row)
 
     def _step_all(self) -> bool:
         stepped = False
@@ -365,8 +346,6 @@ class Engine:
             return
         self.metrics.tokens(len(rows))
         for row, token in zip(rows, chosen, strict=True):
-            if row.forced:  # a first sentence written again (bot/engine/retell.py)
-                token = row.forced.pop(0)
             if row.first_token_at is None:
                 row.first_token_at = time.monotonic()
                 if row.variant == 0:

@@ -36,7 +36,7 @@ async def test_write_streams_a_remote_paragraph_stores_it_and_continue_goes_on(r
     assert [t.text for t in turns] == [DEFAULT_TEXT, DEFAULT_TEXT] and paragraph_of(after.content) == DEFAULT_TEXT
     first, second = server.completions()
     assert first.body["model"] == "fake-model" and first.body["seed"] == 7
-    assert DEFAULT_TEXT in second.body["messages"][1]["content"], "Continue did not send the story so far"
+    assert second.body["messages"][2] == {"role": "assistant", "content": DEFAULT_TEXT}, "Continue did not send the story"
 
 
 async def test_unsupported_settings_are_marked_in_show_and_said_once_by_write(rig: DiscordRig) -> None:

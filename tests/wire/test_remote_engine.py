@@ -150,3 +150,4 @@ async def test_a_paragraph_the_length_limit_cuts_ends_with_its_last_whole_senten
     first_sentence = DEFAULT_TEXT.split(". ")[0] + "."
     assert events[-1].reason == "length" and events[-1].text == first_sentence
     assert streamed(events) == first_sentence  # the cut sentence was held back, never shown
+

@@ -45,8 +45,6 @@ def unsupported(params: GenerationParams, dialect: Dialect) -> tuple[str, ...]:
         missing.append("min_new_tokens")
     if params.dry_multiplier and params.dry_penalty_last_n and dialect not in WITH_DRY:
         missing.append("dry_multiplier")
-    if params.retell_check:
-        missing.append("retell_check")  # it rewinds the row, which a server's stream cannot
     return tuple(missing)
 
 
