@@ -64,3 +64,17 @@ def test_strategy_decides_which_filters_apply() -> None:
     assert GenerationParams(strategy="top_p").effective_top_k == 0
     assert GenerationParams(strategy="top_k").effective_top_p == 1.0
     assert not GenerationParams(strategy="greedy").do_sample
+
+
+def test_banned_phrases_are_phrases_separated_by_semicolons_each_stripped_once() -> None:
+    assert parse_setting("banned_phrases", " a testament to ;In the heart of; ;a testament to") == (
+        "banned_phrases", ("a testament to", "In the heart of"))
+    assert parse_setting("banned_phrases", "none") == ("banned_phrases", ())
+
+
+def test_banned_phrases_refuse_too_many_too_long_or_a_mention_in_a_clear_sentence() -> None:
+    for text, says in ((";".join(f"phrase {i}" for i in range(21)), "at most 20 phrases"),
+                       ("x" * 41, "at most 40 characters"), ("hello <@123>", "must not contain mentions"),
+                       ("@everyone", "must not contain mentions"), ("zero\u200bwidth", "control or invisible")):
+        with pytest.raises(SettingError, match=says):
+            parse_setting("banned_phrases", text)
