@@ -2,8 +2,11 @@
 
 DRY, the no-repeat ban and the repetition penalty punish a token for having been written
 before; a name must be written again and again, and a small model pushed off "Kagemrosu"
-writes "Kagemrosokai". A row's guard knows each name's token sequences (with and without a
-leading space) and says which tokens would begin or continue one after what the row wrote.
+midway writes "Kagemrosokai". A row's guard knows each name's token sequences (with and
+without a leading space) and says which tokens would continue one that the row has begun.
+A name's first token is not spared: whether to name someone again is the model's choice under
+the usual penalties (sparing it too let a row write "KingKingKing" and "Elena's smile at
+Elena's smile": bench.story, 20 x 20, loops 1.5%).
 """
 
 from __future__ import annotations
@@ -16,15 +19,14 @@ class NameGuard:
 
     def __init__(self, sequences: Iterable[Sequence[int]]) -> None:
         self.sequences = tuple(tuple(s) for s in sequences if len(s))
-        self.first = frozenset(s[0] for s in self.sequences)
         self.longest = max((len(s) for s in self.sequences), default=0)
 
     def __bool__(self) -> bool:
         return bool(self.sequences)
 
     def spared(self, written: Sequence[int]) -> set[int]:
-        """The tokens that begin a name, or continue one whose beginning `written` ends with."""
-        spared = set(self.first)
+        """The tokens that continue a name whose beginning `written` ends with."""
+        spared: set[int] = set()
         if self.longest < 2 or not written:
             return spared
         tail = tuple(written[-(self.longest - 1):])

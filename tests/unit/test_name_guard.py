@@ -34,21 +34,23 @@ def test_dry_spares_the_token_that_continues_a_name_and_no_other() -> None:
     assert penalised(apply_dry_penalty, guarded)[SU] == 1  # but it finishes a name
 
 
-def test_the_no_repeat_ban_never_forbids_a_name() -> None:
-    sampling = RowSampling.create(PARAMS, frozenset({0}), None, names=NameGuard([NAME]))
-    plain = RowSampling.create(PARAMS, frozenset({0}), None)
-    for token in (SAID, KAGE, THE, SAID):
+def written(tokens: tuple[int, ...], names: NameGuard | None) -> RowSampling:
+    sampling = RowSampling.create(PARAMS, frozenset({0}), None, names=names)
+    for token in tokens:
         sampling.push(token)
-        plain.push(token)
-    assert penalised(apply_no_repeat_ngram, plain)[KAGE] == float("-inf")  # "said Kage" again
-    assert penalised(apply_no_repeat_ngram, sampling)[KAGE] == 1
+    return sampling
 
 
-def test_the_repetition_penalty_spares_names_and_still_hits_other_words() -> None:
-    guarded = row(NameGuard([NAME]))
-    scores = penalised(apply_repetition_penalty, guarded)
-    assert scores[SU] == 1 and scores[SAID] < 1  # KAGE begins a name: spared too
-    assert scores[KAGE] == 1
+def test_the_no_repeat_ban_never_forbids_the_rest_of_a_name_begun() -> None:
+    again = (SAID, KAGE, MRO, SU, THE, KAGE)  # "Kagemrosu the Kage...": "mro" would repeat "Kage mro"
+    assert penalised(apply_no_repeat_ngram, written(again, None))[MRO] == float("-inf")
+    assert penalised(apply_no_repeat_ngram, written(again, NameGuard([NAME])))[MRO] == 1
+
+
+def test_a_names_first_token_is_penalised_as_any_word_so_a_name_cannot_loop() -> None:
+    scores = penalised(apply_repetition_penalty, written((SAID, KAGE, MRO, SU, THE, KAGE, MRO), NameGuard([NAME])))
+    assert scores[SU] == 1  # the name's end: spared
+    assert scores[KAGE] < 1 and scores[SAID] < 1  # beginning it again, or any other word: penalised
 
 
 def test_a_backend_gives_a_names_pieces_with_and_without_a_space() -> None:
@@ -56,5 +58,5 @@ def test_a_backend_gives_a_names_pieces_with_and_without_a_space() -> None:
         return [[1, 2]] if name == "Kagemrosu" else []
 
     guard = name_guard(pieces, ("Kagemrosu", "Nobody"))
-    assert guard is not None and guard.spared([9, 1]) == {1, 2}
+    assert guard is not None and guard.spared([9, 1]) == {2} and guard.spared([9]) == set()
     assert name_guard(pieces, ()) is None and name_guard(None, ("Kagemrosu",)) is None
