@@ -10,6 +10,8 @@ It never writes the end of text or ¶ itself, so a paragraph is exactly max_new_
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 
 from models.base import Prompt
@@ -92,3 +94,15 @@ class RewindingCopyingModel(CopyingModel):
 def word_grams(text: str, n: int = 8) -> set[tuple[str, ...]]:
     words = text.split()
     return {tuple(words[i:i + n]) for i in range(len(words) - n + 1)}
+
+
+async def final_and_pieces(engine: Any, request: Any) -> tuple[str, list[str]]:
+    """A request's final text and every piece streamed before it (what members saw, in order)."""
+    handle = engine.submit(request)
+    pieces, final = [], ""
+    async for event in handle.events():
+        if event.kind == "text":
+            pieces.append(event.text)
+        elif event.kind == "done":
+            final = event.text
+    return final, pieces

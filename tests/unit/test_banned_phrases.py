@@ -9,7 +9,7 @@ from bot.engine.requests import GenerationRequest
 from bot.engine.worker import Engine
 from models.base import Prompt
 from models.params import GenerationParams
-from tests.copying_model import CopyingModel, RewindingCopyingModel
+from tests.copying_model import CopyingModel, RewindingCopyingModel, final_and_pieces
 
 STORY = "the keeper climbed stairs lamp storm harbour boats ropes night sea light"
 # The copying model copies the story word for word unless something stops it.
@@ -21,14 +21,7 @@ COPYING = GenerationParams(model="copier", strategy="greedy", max_new_tokens=12,
 async def write(model: Any, params: GenerationParams) -> tuple[str, list[str]]:
     """The final text and every streamed piece."""
     async with Engine(lambda name: model, "copier") as engine:
-        handle = engine.submit(GenerationRequest(Prompt("a keeper", [STORY]), params))
-        pieces, final = [], ""
-        async for event in handle.events():
-            if event.kind == "text":
-                pieces.append(event.text)
-            elif event.kind == "done":
-                final = event.text
-    return final, pieces
+        return await final_and_pieces(engine, GenerationRequest(Prompt("a keeper", [STORY]), params))
 
 
 async def test_a_row_that_writes_a_banned_phrase_rewinds_and_writes_on_another_way() -> None:

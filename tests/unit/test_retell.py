@@ -9,7 +9,7 @@ from bot.engine.retell import MAX_TRIES, RetellGuard, first_sentence_end, openin
 from bot.engine.worker import Engine
 from models.base import Prompt
 from models.params import GenerationParams
-from tests.copying_model import RewindingCopyingModel
+from tests.copying_model import RewindingCopyingModel, final_and_pieces
 
 # The copying model writes the last paragraph again word for word: the worst retelling there is.
 STORY = "the keeper climbed stairs lamp storm harbour boats ropes night sea light"
@@ -38,14 +38,7 @@ class Punctuating(RewindingCopyingModel):
 async def write(params: GenerationParams) -> tuple[str, list[str]]:
     model = Punctuating()
     async with Engine(lambda name: model, "copier", sentence_embedder=lambda: letters) as engine:
-        handle = engine.submit(GenerationRequest(Prompt("a keeper", [STORY]), params))
-        pieces, final = [], ""
-        async for event in handle.events():
-            if event.kind == "text":
-                pieces.append(event.text)
-            elif event.kind == "done":
-                final = event.text
-    return final, pieces
+        return await final_and_pieces(engine, GenerationRequest(Prompt("a keeper", [STORY]), params))
 
 
 async def test_a_continuation_that_opens_like_an_earlier_paragraph_is_written_again() -> None:
