@@ -6,7 +6,7 @@ then a short request that names the story's cast and ends with the member's dire
     system    the writer's brief (and the voice)
     user      Write a paragraph about {topic}.
     assistant the story so far, paragraph after paragraph
-    user      Keep the names: {cast}. Write the next paragraph of the story, in which {direction}.
+    user      Write the next paragraph of the story, in which {direction}. Keep the names: ...
 
 Measured with bench.story against three other layouts (docs/benchmarks.md): the story inside a
 request that ends with instructions (the old layout: SmolLM2 answered by talking about the story
@@ -54,7 +54,7 @@ FIRST_DIRECTION = " In this paragraph: {direction}."
 NEXT_REQUEST = "Write the next paragraph of the story."
 NEXT_DIRECTED = "Write the next paragraph of the story, in which {direction}."
 # The names a story must keep (models.story_cast), in the request: what varies goes last.
-CAST_NOTE = "Keep the names: {cast}. "
+CAST_NOTE = " Keep the names: {cast}."
 
 
 def chat_messages(topic: str, history: list[str], direction: str | None, gap: bool = False,
@@ -77,8 +77,8 @@ def chat_messages(topic: str, history: list[str], direction: str | None, gap: bo
     if gap:
         shown.insert(1, OMITTED)
     request = NEXT_DIRECTED.format(direction=direction.strip().rstrip(".")) if direction else NEXT_REQUEST
-    if cast:  # before the request: the direction is the last thing read (it weighs most)
-        request = CAST_NOTE.format(cast=", ".join(cast)) + request
+    if cast:
+        request += CAST_NOTE.format(cast=", ".join(cast))
     return [*messages, {"role": "assistant", "content": "\n\n".join(shown)},
             {"role": "user", "content": request}]
 

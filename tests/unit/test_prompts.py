@@ -21,13 +21,13 @@ def chat_model(tmp_path_factory: pytest.TempPathFactory) -> HFStepModel:
     return load_hf_model(str(folder), torch.device("cpu"), torch.float32, decode="off")
 
 
-def test_a_continuation_shows_the_story_as_the_models_own_answer_and_its_direction_last() -> None:
+def test_a_continuation_shows_the_story_as_the_models_own_answer_and_asks_last() -> None:
     messages = chat_messages("a keeper", STORY, "the storm comes", cast=("Mara",))
     assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
     assert messages[1]["content"] == chat_messages("a keeper", [], None)[1]["content"]  # the /write request
     assert messages[2]["content"] == "\n\n".join(STORY)
-    assert messages[3]["content"].startswith("Keep the names: Mara.")
-    assert messages[3]["content"].endswith("Write the next paragraph of the story, in which the storm comes.")
+    assert messages[3]["content"].startswith("Write the next paragraph")
+    assert "the storm comes" in messages[3]["content"] and "Mara" in messages[3]["content"]
 
 
 def test_consecutive_turns_share_the_story_so_far_as_one_token_prefix(chat_model: HFStepModel) -> None:
