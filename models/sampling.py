@@ -41,6 +41,7 @@ class RowSampling:
     forbidden: dict[int, set[int]] = field(default_factory=dict)
     # The story's names as token sequences: no penalty keeps the row from writing them again.
     names: NameGuard | None = None
+    _spared_at: tuple[int, set[int]] | None = field(default=None, repr=False)  # (position, spared there)
 
     @classmethod
     def create(cls, params: GenerationParams, eos_token_ids: frozenset[int], seed: int | None,
@@ -73,13 +74,19 @@ class RowSampling:
         self.forbidden = {at: tokens for at, tokens in self.forbidden.items() if at <= position}
         self.forbidden.setdefault(position, set()).add(dropped)
         del self.generated[position:]
+        self._spared_at = None  # the same length again holds other tokens
         if self.dry is not None:
             self.dry.truncate(self.dry.length - removed)
         self.ngram_ban = NgramBan.over(self.generated, self.ngram_ban.n, self.ngram_ban.free)
 
     def spared(self) -> set[int]:
-        """Tokens that begin or continue one of the story's names here."""
-        return self.names.spared(self.generated) if self.names is not None else set()
+        """Tokens that continue one of the story's names here (asked by three processors a step:
+        worked out once per position)."""
+        if self.names is None:
+            return set()
+        if self._spared_at is None or self._spared_at[0] != len(self.generated):
+            self._spared_at = (len(self.generated), self.names.spared(self.generated))
+        return self._spared_at[1]
 
 
 def apply_repetition_penalty(logits: torch.Tensor, rows: list[RowSampling]) -> torch.Tensor:
